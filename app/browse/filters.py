@@ -1,0 +1,63 @@
+"""The browse filter state: parsed from the query string, and back into URLs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
+
+LENGTHS = {
+    "short": ("Short", "under 5 min"),
+    "medium": ("Medium", "5–10 min"),
+    "long": ("Long", "over 10 min"),
+}
+SORTS = {
+    "newest": "Newest",
+    "oldest": "Oldest",
+    "shortest": "Shortest",
+    "longest": "Longest",
+}
+MAX_PAGE = 100_000
+
+
+@dataclass(frozen=True)
+class BrowseFilters:
+    """What the reader picked. Unknown or malformed values fall back to the default,
+    so a hand-edited or stale link still shows something sensible."""
+
+    topic: str = ""
+    length: str = ""
+    sort: str = "newest"
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: MultiDict[str, str]) -> BrowseFilters:
+        topic = args.get("topic", "").strip().lower()[:40]
+        length = args.get("length", "")
+        sort = args.get("sort", "newest")
+        try:
+            page = int(args.get("page", "1"))
+        except ValueError:
+            page = 1
+        return cls(
+            topic=topic,
+            length=length if length in LENGTHS else "",
+            sort=sort if sort in SORTS else "newest",
+            page=min(max(page, 1), MAX_PAGE),
+        )
+
+    def with_changes(self, **changes: Any) -> BrowseFilters:
+        """A copy with some fields changed; any filter change goes back to page 1."""
+        if "page" not in changes:
+            changes["page"] = 1
+        return replace(self, **changes)
+
+    def to_args(self) -> dict[str, Any]:
+        """Query arguments that differ from the defaults (for url_for)."""
+        defaults = asdict(BrowseFilters())
+        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.topic or self.length)

@@ -1,0 +1,138 @@
+"""My list: the reader's queue, saving posts and moving progress to done."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_required
+
+from app import access
+from app.extensions import db
+from app.lists import queries, services
+from app.lists.forms import ProgressForm
+from app.models import EntryState
+from app.templating import redirect_back, render, render_fragment, wants_fragment
+
+bp = Blueprint("lists", __name__, url_prefix="/list")
+
+
+def _state_arg() -> str:
+    state = request.args.get("state", EntryState.SAVED.value)
+    return state if state in dict(queries.TABS) else EntryState.SAVED.value
+
+
+def _list_context(state: str) -> dict:
+    return {
+        "state": state,
+        "tabs": queries.TABS,
+        "summary": queries.list_summary(current_user),
+        "entries": db.session.scalars(queries.entries_in_state(current_user, state)).all(),
+    }
+
+
+@bp.get("")
+@login_required
+def index() -> ResponseReturnValue:
+    """The reader's list, one tab at a time, with time left."""
+    return render("lists/index.html", "lists/partials/tab.html", **_list_context(_state_arg()))
+
+
+@bp.post("/save/<int:post_id>")
+@login_required
+def save(post_id: int) -> ResponseReturnValue:
+    """Save a post: htmx swaps the toggle in place; otherwise back where the reader was."""
+    entry = services.save_post(current_user, post_id)
+    return _toggle_response(post_id, entry, "Saved to your list.")
+
+
+@bp.post("/unsave/<int:post_id>")
+@login_required
+def unsave(post_id: int) -> ResponseReturnValue:
+    """Take a post off the list from anywhere the Save toggle shows."""
+    services.unsave_post(current_user, post_id)
+    return _toggle_response(post_id, None, "Removed from your list.")
+
+
+def _toggle_response(post_id: int, entry: object, message: str) -> ResponseReturnValue:
+    if not wants_fragment():
+        flash(message, "success")
+        return redirect_back("browse.post", post_id=post_id)
+    post = access.visible_post(current_user, post_id)
+    response = render_fragment(
+        "lists/partials/save_toggle.html", post=post, entry=entry, with_counter=True
+    )
+    response.headers["HX-Trigger"] = "list-changed"
+    return response
+
+
+@bp.post("/<int:entry_id>/progress")
+@login_required
+def update_progress(entry_id: int) -> ResponseReturnValue:
+    """Move an entry's progress; its state follows (reading, done)."""
+    entry = access.own_entry(current_user, entry_id)
+    form = ProgressForm(request.form)
+    if not form.validate():
+        error = form.progress.errors[0]
+        if wants_fragment():
+            return render_fragment("lists/partials/entry.html", entry=entry, error=error), 422
+        context = _list_context(entry.state)
+        context.update(error_entry_id=entry.id, error=error)
+        return render("lists/index.html", "lists/partials/tab.html", 422, **context)
+    entry = services.update_progress(current_user, entry_id, form.progress.data)
+    if not wants_fragment():
+        flash(_progress_message(entry.progress, entry.post.title), "success")
+        return redirect_back("lists.index", state=entry.state)
+    return _entry_response(entry)
+
+
+def _progress_message(progress: int, title: str) -> str:
+    if progress >= 100:
+        return f"Done: “{title}”."
+    return f"“{title}” is at {progress} %."
+
+
+@bp.post("/<int:entry_id>/archive")
+@login_required
+def archive(entry_id: int) -> ResponseReturnValue:
+    """Archive an entry, or bring it back with `archived=0`."""
+    archived = request.form.get("archived", "1") != "0"
+    entry = services.set_archived(current_user, entry_id, archived)
+    if not wants_fragment():
+        flash("Archived." if archived else "Back on your list.", "success")
+        return redirect_back("lists.index")
+    return _entry_response(entry)
+
+
+@bp.post("/<int:entry_id>/remove")
+@login_required
+def remove(entry_id: int) -> ResponseReturnValue:
+    """Remove an entry from the list; htmx removes its row."""
+    post = services.remove_entry(current_user, entry_id)
+    if not wants_fragment():
+        flash(f"Removed “{post.title}” from your list.", "success")
+        return redirect_back("lists.index")
+    response = render_fragment(
+        "lists/partials/removed.html", summary=queries.list_summary(current_user)
+    )
+    response.headers["HX-Trigger"] = "list-changed"
+    return response
+
+
+def _entry_response(entry: object) -> ResponseReturnValue:
+    response = render_fragment(
+        "lists/partials/entry.html",
+        entry=entry,
+        summary=queries.list_summary(current_user),
+        with_counters=True,
+    )
+    response.headers["HX-Trigger"] = "list-changed"
+    return response
+
+
+@bp.get("/post/<int:post_id>")
+@login_required
+def post_entry(post_id: int) -> ResponseReturnValue:
+    """The reader's controls for one post (refreshed on the post page after a save)."""
+    post = access.visible_post(current_user, post_id)
+    entry = queries.entry_for_post(current_user, post_id)
+    return render_fragment("lists/partials/post_entry.html", post=post, entry=entry)

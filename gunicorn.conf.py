@@ -1,0 +1,23 @@
+"""gunicorn settings for `make run` and production; override any with GUNICORN_CMD_ARGS."""
+
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 20
+accesslog = "-"
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
+    """Print the first-run admin set-up link once, from the master process."""
+    from app import create_app
+    from app.cli import announce_setup_link
+    from app.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        announce_setup_link()
+        db.engine.dispose()

@@ -1,0 +1,178 @@
+"""Shared fixtures: a fresh app and SQLite database per test, and small factories."""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, has_app_context
+from flask.testing import FlaskClient
+from flask_migrate import upgrade
+
+from app import create_app
+from app.auth.services import create_user
+from app.extensions import db
+from app.models import Post, Topic, User
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+PASSWORD = "correct horse battery"
+HTMX = {"HX-Request": "true"}
+_CSRF = re.compile(
+    r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"|"X-CSRFToken": "([^"]+)"'
+)
+
+
+class Client(FlaskClient):
+    """A test client that sends the CSRF token the way a browser form or htmx would.
+
+    Each request runs in a fresh context, so it gets its own app context, `g` and
+    database session as it would under gunicorn, even though the test itself keeps
+    an app context pushed for its own queries.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if not has_app_context():  # a redirect being followed, already in a fresh context
+            return super().open(*args, **kwargs)
+        db.session.rollback()  # drop the test's read snapshot so it sees the request's writes
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        db.session.rollback()
+        return response
+
+    def csrf_token(self, path: str = "/") -> str:
+        html = self.get(path).get_data(as_text=True)
+        match = _CSRF.search(html)
+        assert match, f"no CSRF token on {path}"
+        return match.group(1) or match.group(2)
+
+    def submit(
+        self, url: str, data: dict[str, Any] | None = None, *, htmx: bool = False, **kwargs: Any
+    ) -> Any:
+        """POST like a browser: form token for plain posts, X-CSRFToken header for htmx."""
+        data = dict(data or {})
+        token = self.csrf_token()
+        headers = dict(kwargs.pop("headers", {}))
+        if htmx:
+            headers.update(HTMX)
+            headers["X-CSRFToken"] = token
+        else:
+            data.setdefault("csrf_token", token)
+        return self.post(url, data=data, headers=headers, **kwargs)
+
+    def htmx_get(self, url: str, **kwargs: Any) -> Any:
+        headers = {**HTMX, **kwargs.pop("headers", {})}
+        return self.get(url, headers=headers, **kwargs)
+
+
+def make_app(tmp_path: Path, **overrides: Any) -> Flask:
+    config = {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path),
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-123456",
+        "DEMO": False,
+        "RATELIMIT_ENABLED": False,
+    }
+    config.update(overrides)
+    app = create_app(config)
+    app.test_client_class = Client
+    return app
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database built by the real migrations once; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("template")
+    app = make_app(path)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return path / "test.db"
+
+
+@pytest.fixture
+def app(tmp_path: Path, migrated_db: Path) -> Iterator[Flask]:
+    shutil.copy(migrated_db, tmp_path / "test.db")
+    app = make_app(tmp_path)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> Client:
+    return app.test_client()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def make_user(app: Flask):
+    counter = iter(range(1, 10_000))
+
+    def make(email: str | None = None, *, password: str = PASSWORD, **overrides: Any) -> User:
+        user = create_user(
+            email or f"reader{next(counter)}@example.com",
+            password,
+            is_admin=overrides.pop("is_admin", False),
+        )
+        for key, value in overrides.items():
+            setattr(user, key, value)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_post(app: Flask):
+    counter = iter(range(1, 100_000))
+
+    def make(**overrides: Any) -> Post:
+        n = next(counter)
+        topics = overrides.pop("topics", [])
+        values: dict[str, Any] = {
+            "title": f"Post number {n}",
+            "summary": f"A summary of post {n}.",
+            "author": "Ada Writer",
+            "published_on": date(2026, 1, 1 + n % 28),
+            "reading_minutes": 7,
+            "word_count": 1500,
+            "dedupe_key": f"key-{n}",
+        }
+        values.update(overrides)
+        post = Post(**values)
+        for slug in topics:
+            topic = db.session.query(Topic).filter_by(slug=slug).one_or_none()
+            post.topics.append(topic or Topic(slug=slug, name=slug.title()))
+        db.session.add(post)
+        db.session.commit()
+        return post
+
+    return make
+
+
+def sign_in(client: Client, user: User | str, password: str = PASSWORD, **extra: Any) -> Any:
+    email = user if isinstance(user, str) else user.email
+    return client.submit("/login", {"email": email, "password": password, **extra})
+
+
+@pytest.fixture
+def reader(make_user, client: Client) -> User:
+    """A signed-in reader."""
+    user = make_user("reader@example.com")
+    response = sign_in(client, user)
+    assert response.status_code == 303
+    return user
+
+
+@pytest.fixture
+def admin(make_user, client: Client) -> User:
+    """A signed-in admin."""
+    user = make_user("admin@example.com", is_admin=True)
+    assert sign_in(client, user).status_code == 303
+    return user

@@ -1,0 +1,129 @@
+"""The app as a self-hoster runs it: configuration, secrets, health, headers, schema."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import text
+
+from app import create_app
+from app.db import include_in_autogenerate
+from app.extensions import db
+from app.security import safe_next_url
+
+
+def test_secret_key_is_generated_once_with_owner_only_permissions(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOGEAR_SECRET_KEY", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    first = create_app({"INSTANCE_PATH": str(tmp_path)})
+    second = create_app({"INSTANCE_PATH": str(tmp_path)})
+    key_file = tmp_path / "secret_key"
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] == key_file.read_text()
+    assert len(first.config["SECRET_KEY"]) >= 32
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("secret", [None, "dev", "changeme", "short"])
+def test_production_refuses_a_missing_or_weak_secret(tmp_path, monkeypatch, secret):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    if secret is None:
+        monkeypatch.delenv("DOGEAR_SECRET_KEY", raising=False)
+    else:
+        monkeypatch.setenv("DOGEAR_SECRET_KEY", secret)
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_production_starts_with_a_strong_secret_and_secure_cookies(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", "k" * 48)
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_configuration_order_defaults_instance_file_then_environment(tmp_path, monkeypatch):
+    (tmp_path / "config.py").write_text('POSTS_PER_PAGE = 7\nBASE_URL = "https://file.example"\n')
+    monkeypatch.setenv("DOGEAR_BASE_URL", "https://env.example")
+    monkeypatch.setenv("DOGEAR_DATABASE_URL", f"sqlite:///{tmp_path}/other.db")
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40})
+    assert app.config["POSTS_PER_PAGE"] == 7
+    assert app.config["BASE_URL"] == "https://env.example"
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("/other.db")
+
+
+def test_default_database_is_sqlite_in_instance_with_wal_and_foreign_keys(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOGEAR_DATABASE_URL", raising=False)
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/dogear.db"
+    with app.app_context():
+        assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert db.session.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+        db.engine.dispose()
+
+
+def test_healthz_checks_the_database(client, app):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "s" * 40,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing-dir/nope.db",
+        }
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"] == "unreachable"
+
+
+def test_strict_content_security_policy_on_every_page(client):
+    response = client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pages_have_no_inline_scripts_and_htmx_is_configured_safely(client):
+    html = client.get("/").get_data(as_text=True)
+    assert '<script src="/static/vendor/htmx.min.js"' in html
+    assert "<script>" not in html and " onclick=" not in html
+    assert '"allowEval": false' in html and '"allowScriptTags": false' in html
+    assert '"historyRestoreAsHxRequest": false' in html
+
+
+def test_migrations_match_the_models(app):
+    """A model change without a migration fails here."""
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include_in_autogenerate}
+        )
+        diff = compare_metadata(context, db.metadata)
+    assert diff == []
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/list", "/list"),
+        ("/?topic=rust", "/?topic=rust"),
+        ("https://evil.example", None),
+        ("//evil.example", None),
+        ("/\\evil.example", None),
+        ("javascript:alert(1)", None),
+        ("/ok\r\nSet-Cookie: x", None),
+        ("", None),
+    ],
+)
+def test_safe_next_url(target, expected):
+    assert safe_next_url(target) == expected

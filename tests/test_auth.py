@@ -1,0 +1,260 @@
+"""Accounts: sign in/out, sessions that really end, first-run set-up, registration."""
+
+from __future__ import annotations
+
+from http.cookies import SimpleCookie
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.auth import services
+from app.extensions import db
+from app.models import User
+from tests.conftest import PASSWORD, sign_in
+
+
+def _cookies(response) -> dict[str, str]:
+    jar: dict[str, str] = {}
+    for header in response.headers.getlist("Set-Cookie"):
+        cookie = SimpleCookie()
+        cookie.load(header)
+        jar.update({name: morsel.value for name, morsel in cookie.items()})
+    return jar
+
+
+def test_sign_in_lands_on_browse_and_shows_the_reader(client, make_user):
+    make_user("ada@example.com")
+    response = sign_in(client, "ADA@example.com ")
+    assert response.status_code == 303
+    assert response.location == "/"
+    page = client.get("/").get_data(as_text=True)
+    assert "Sign out" in page and "My list" in page
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(client, make_user):
+    make_user("ada@example.com")
+    wrong = sign_in(client, "ada@example.com", "not the password")
+    unknown = sign_in(client, "nobody@example.com", "not the password")
+    assert wrong.status_code == unknown.status_code == 422
+    assert "Email or password is not correct." in wrong.get_data(as_text=True)
+    assert "Email or password is not correct." in unknown.get_data(as_text=True)
+
+
+def test_empty_login_form_is_422_with_messages(client):
+    response = client.submit("/login", {"email": "", "password": ""})
+    assert response.status_code == 422
+    assert "This field is required." in response.get_data(as_text=True)
+
+
+def test_next_only_redirects_within_the_site(client, make_user):
+    make_user("ada@example.com")
+    for evil in ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:x"]:
+        response = sign_in(client, "ada@example.com", next=evil)
+        assert response.location == "/", evil
+        client.submit("/logout")
+    response = sign_in(client, "ada@example.com", next="/list?state=done")
+    assert response.location == "/list?state=done"
+
+
+def test_login_page_carries_next_from_a_protected_page(client):
+    response = client.get("/list?state=done")
+    assert response.status_code == 302
+    assert "/login?next=/list?state%3Ddone" in response.location
+    page = client.get(response.location).get_data(as_text=True)
+    assert 'value="/list?state=done"' in page
+
+
+def test_logout_really_ends_the_session(app: Flask, make_user):
+    make_user("ada@example.com")
+    client = app.test_client()
+    sign_in(client, "ada@example.com")
+    stolen = client.get_cookie("session").value
+    assert client.get("/list").status_code == 200
+
+    client.submit("/logout")
+    assert client.get("/list").status_code == 302
+
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    assert replay.get("/list").status_code == 302  # the copied cookie no longer signs in
+
+
+def test_remember_me_cookie_is_refused_after_logout(app: Flask, make_user):
+    make_user("ada@example.com")
+    client = app.test_client()
+    response = sign_in(client, "ada@example.com", remember="y")
+    remember = _cookies(response)["remember_token"]
+
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", remember)
+    assert fresh.get("/list").status_code == 200  # remember-me works on its own
+
+    client.submit("/logout")
+    replay = app.test_client()
+    replay.set_cookie("remember_token", remember)
+    assert replay.get("/list").status_code == 302
+
+
+def test_session_is_renewed_at_login(app: Flask, make_user):
+    make_user("ada@example.com")
+    client = app.test_client()
+    client.get("/login")
+    before = client.get_cookie("session").value
+    sign_in(client, "ada@example.com")
+    assert client.get_cookie("session").value != before
+
+
+def test_change_password_signs_out_other_devices(app: Flask, make_user):
+    make_user("ada@example.com")
+    laptop, phone = app.test_client(), app.test_client()
+    sign_in(laptop, "ada@example.com")
+    sign_in(phone, "ada@example.com")
+    response = laptop.submit(
+        "/account",
+        {"current": PASSWORD, "password": "a brand new secret", "confirm": "a brand new secret"},
+    )
+    assert response.status_code == 303
+    assert laptop.get("/list").status_code == 200
+    assert phone.get("/list").status_code == 302
+    laptop.submit("/logout")
+    assert sign_in(laptop, "ada@example.com", "a brand new secret").status_code == 303
+
+
+def test_change_password_validates(client, reader):
+    wrong = client.submit(
+        "/account", {"current": "nope", "password": "new password 1", "confirm": "new password 1"}
+    )
+    assert wrong.status_code == 422
+    assert "current password is not correct" in wrong.get_data(as_text=True)
+    short = client.submit(
+        "/account", {"current": PASSWORD, "password": "short", "confirm": "short"}
+    )
+    assert short.status_code == 422
+    assert "at least 8 characters" in short.get_data(as_text=True)
+
+
+def test_passwords_are_hashed_with_a_modern_kdf(make_user):
+    user = make_user("ada@example.com")
+    assert PASSWORD not in user.password_hash
+    assert user.password_hash.startswith(("scrypt:", "pbkdf2:"))
+
+
+# --- first run -------------------------------------------------------------------
+
+
+def test_setup_link_creates_the_first_admin_once(client):
+    token = services.issue_setup_token()
+    assert token
+    page = client.get(f"/setup/{token}")
+    assert page.status_code == 200
+    response = client.submit(
+        f"/setup/{token}",
+        {
+            "email": "boss@example.com",
+            "password": "the admin secret",
+            "confirm": "the admin secret",
+        },
+    )
+    assert response.status_code == 303
+    assert response.location == "/admin/users"
+    assert db.session.scalar(select(User).where(User.email == "boss@example.com")).is_admin
+    assert client.get("/admin/users").status_code == 200
+    # The link died with its use, and no new one is issued while an admin exists.
+    assert client.get(f"/setup/{token}").status_code == 404
+    assert services.issue_setup_token() is None
+
+
+def test_setup_rejects_a_wrong_token(client):
+    services.issue_setup_token()
+    assert client.get("/setup/not-the-token").status_code == 404
+    response = client.submit(
+        "/setup/not-the-token",
+        {"email": "x@example.com", "password": "the admin secret", "confirm": "the admin secret"},
+    )
+    assert response.status_code == 404
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_a_new_setup_link_replaces_the_old_one(client):
+    old = services.issue_setup_token()
+    new = services.issue_setup_token()
+    assert client.get(f"/setup/{old}").status_code == 404
+    assert client.get(f"/setup/{new}").status_code == 200
+
+
+def test_setup_form_errors_are_422(client):
+    token = services.issue_setup_token()
+    response = client.submit(
+        f"/setup/{token}", {"email": "not-an-email", "password": "x", "confirm": "y"}
+    )
+    assert response.status_code == 422
+    text = response.get_data(as_text=True)
+    assert "Enter an email address" in text and "at least 8 characters" in text
+
+
+# --- registration ----------------------------------------------------------------
+
+
+def test_registration_is_invite_only_by_default(client):
+    assert client.get("/register").status_code == 403
+    response = client.submit(
+        "/register",
+        {"email": "a@example.com", "password": "long enough", "confirm": "long enough"},
+    )
+    assert response.status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_open_registration_creates_a_reader(client):
+    services.set_setting("registration", "open")
+    response = client.submit(
+        "/register",
+        {"email": "new@example.com", "password": "long enough", "confirm": "long enough"},
+    )
+    assert response.status_code == 303
+    user = db.session.scalar(select(User).where(User.email == "new@example.com"))
+    assert user is not None and not user.is_admin
+    assert client.get("/list").status_code == 200
+
+
+def test_registering_a_taken_email_is_422(client, make_user):
+    make_user("taken@example.com")
+    services.set_setting("registration", "open")
+    response = client.submit(
+        "/register",
+        {"email": "Taken@example.com", "password": "long enough", "confirm": "long enough"},
+    )
+    assert response.status_code == 422
+    assert "already exists" in response.get_data(as_text=True)
+
+
+def test_disabled_user_is_signed_out_and_cannot_sign_in(app: Flask, make_user):
+    admin = make_user("boss@example.com", is_admin=True)
+    reader = make_user("ada@example.com")
+    reader_client, admin_client = app.test_client(), app.test_client()
+    sign_in(reader_client, "ada@example.com")
+    sign_in(admin_client, admin.email)
+    assert reader_client.get("/list").status_code == 200
+
+    admin_client.submit(f"/admin/users/{reader.id}/disabled", {"disabled": "1"})
+    assert reader_client.get("/list").status_code == 302
+    response = sign_in(reader_client, "ada@example.com")
+    assert response.status_code == 422
+
+
+def test_login_is_throttled(tmp_path, migrated_db):
+    import shutil
+
+    from tests.conftest import make_app
+
+    shutil.copy(migrated_db, tmp_path / "test.db")
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    with app.app_context():
+        client = app.test_client()
+        statuses = [sign_in(client, "x@example.com", "wrong").status_code for _ in range(4)]
+        assert statuses == [422, 422, 422, 429]
+        assert "Too many attempts" in sign_in(client, "x@example.com", "wrong").get_data(
+            as_text=True
+        )
+        db.session.remove()
+        db.engine.dispose()

@@ -1,0 +1,177 @@
+"""Browse the catalog: filters, sorting, paging, htmx fragments and the post page."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date
+
+from sqlalchemy import event
+
+from app.extensions import db
+from tests.conftest import sign_in
+
+
+@contextmanager
+def count_queries():
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def _titles(html: str, titles: list[str]) -> list[str]:
+    """The given titles in the order they appear on the page."""
+    found = [t for t in titles if t in html]
+    return sorted(found, key=html.index)
+
+
+def test_catalog_is_newest_first_and_paginated(client, app, make_post):
+    app.config["POSTS_PER_PAGE"] = 2
+    make_post(title="Post A from 2024", published_on=date(2024, 1, 1))
+    make_post(title="Post B from 2025", published_on=date(2025, 1, 1))
+    make_post(title="Post C from 2026", published_on=date(2026, 1, 1))
+    titles = ["Post A from 2024", "Post B from 2025", "Post C from 2026"]
+    first = client.get("/").get_data(as_text=True)
+    assert _titles(first, titles) == ["Post C from 2026", "Post B from 2025"]
+    assert 'rel="next" href="/?page=2"' in first
+    second = client.get("/?page=2").get_data(as_text=True)
+    assert _titles(second, titles) == ["Post A from 2024"]
+    assert 'rel="next"' not in second and 'rel="prev"' in second
+
+
+def test_filters_by_topic_and_length(client, make_post):
+    make_post(title="Short Rust", reading_minutes=3, topics=["rust"])
+    make_post(title="Long Rust", reading_minutes=14, topics=["rust"])
+    make_post(title="Medium Python", reading_minutes=7, topics=["python"])
+    make_post(title="Ten minute Python", reading_minutes=10, topics=["python"])
+    everything = ["Short Rust", "Long Rust", "Medium Python", "Ten minute Python"]
+    rust = client.get("/?topic=rust").get_data(as_text=True)
+    assert set(_titles(rust, everything)) == {"Short Rust", "Long Rust"}
+    short = client.get("/?length=short").get_data(as_text=True)
+    assert _titles(short, everything) == ["Short Rust"]
+    medium = client.get("/?length=medium").get_data(as_text=True)
+    assert set(_titles(medium, everything)) == {"Medium Python", "Ten minute Python"}
+    both = client.get("/?topic=rust&length=long").get_data(as_text=True)
+    assert _titles(both, everything) == ["Long Rust"]
+
+
+def test_sorts(client, make_post):
+    make_post(title="Three", reading_minutes=3)
+    make_post(title="Twenty", reading_minutes=20)
+    make_post(title="Nine", reading_minutes=9)
+    titles = ["Three", "Twenty", "Nine"]
+    shortest = client.get("/?sort=shortest").get_data(as_text=True)
+    assert _titles(shortest, titles) == ["Three", "Nine", "Twenty"]
+    longest = client.get("/?sort=longest").get_data(as_text=True)
+    assert _titles(longest, titles) == ["Twenty", "Nine", "Three"]
+
+
+def test_bad_filter_values_fall_back_instead_of_failing(client, make_post):
+    make_post(title="Still here")
+    for query in [
+        "?page=abc",
+        "?page=-4",
+        "?length=huge",
+        "?sort=random",
+        "?topic=%00",
+        "?page=99999999",
+    ]:
+        response = client.get("/" + query)
+        assert response.status_code == 200, query
+    assert "Still here" in client.get("/?length=huge&sort=random").get_data(as_text=True)
+
+
+def test_htmx_gets_only_the_results_fragment(client, make_post):
+    make_post(title="Fragmented")
+    full = client.get("/?sort=oldest")
+    fragment = client.htmx_get("/?sort=oldest")
+    assert "<html" in full.get_data(as_text=True)
+    html = fragment.get_data(as_text=True)
+    assert html.lstrip().startswith('<section id="browse-results"')
+    assert "Fragmented" in html and "<html" not in html
+    assert "HX-Request" in fragment.headers["Vary"] and "HX-Request" in full.headers["Vary"]
+    # A boosted navigation or a history restore wants the whole page.
+    boosted = client.get("/", headers={"HX-Request": "true", "HX-Boosted": "true"})
+    assert "<html" in boosted.get_data(as_text=True)
+
+
+def test_browse_works_without_javascript_as_plain_links_and_forms(client, make_post):
+    make_post(title="Tagged", topics=["docker"])
+    html = client.get("/").get_data(as_text=True)
+    assert '<form id="browse-filters" class="filters" method="get" action="/"' in html
+    assert 'href="/?topic=docker"' in html
+    assert 'type="submit" class="button button-primary js-hidden">Apply' in html
+
+
+def test_saved_state_shows_on_browse_for_the_reader_only(app, client, reader, make_post):
+    post = make_post(title="Mine to read")
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    assert 'aria-pressed="true"' in client.get("/").get_data(as_text=True)
+    stranger = app.test_client()
+    assert "Sign in to save" in stranger.get("/").get_data(as_text=True)
+
+
+def test_query_count_does_not_grow_with_results(client, reader, make_post):
+    for n in range(3):
+        post = make_post(topics=["python", "rust"])
+        if n % 2:
+            client.submit(f"/list/save/{post.id}", htmx=True)
+    with count_queries() as few:
+        client.get("/")
+    for n in range(15):
+        post = make_post(topics=["python", "go"])
+        if n % 2:
+            client.submit(f"/list/save/{post.id}", htmx=True)
+    with count_queries() as many:
+        client.get("/")
+    assert len(many) == len(few)
+
+
+def test_private_posts_are_visible_to_their_owner_only(app, client, make_user, make_post):
+    owner = make_user("owner@example.com")
+    private = make_post(title="My private note", owner_id=owner.id)
+    make_post(title="Public post")
+    assert "My private note" not in client.get("/").get_data(as_text=True)
+    assert client.get(f"/posts/{private.id}").status_code == 404
+    sign_in(client, owner)
+    assert "My private note" in client.get("/").get_data(as_text=True)
+    assert client.get(f"/posts/{private.id}").status_code == 200
+
+
+def test_post_page_shows_details_and_reader_controls(client, reader, make_post):
+    post = make_post(
+        title="All about WAL",
+        summary="Write-ahead logging explained.",
+        word_count=2400,
+        reading_minutes=11,
+        topics=["sqlite"],
+    )
+    html = client.get(f"/posts/{post.id}").get_data(as_text=True)
+    assert "All about WAL" in html and "Write-ahead logging explained." in html
+    assert "2,400" in html and "11 min" in html and 'href="/?topic=sqlite"' in html
+    assert f'id="post-entry-{post.id}"' in html and "Save it to put it on your list" in html
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    panel = client.htmx_get(f"/list/post/{post.id}").get_data(as_text=True)
+    assert panel.lstrip().startswith(f'<div id="post-entry-{post.id}"')
+    assert 'name="progress"' in panel
+
+
+def test_unknown_post_is_a_404_page(client):
+    response = client.get("/posts/12345")
+    assert response.status_code == 404
+    assert "doesn" in response.get_data(as_text=True) and "<html" in response.get_data(
+        as_text=True
+    )
+
+
+def test_titles_are_escaped(client, make_post):
+    make_post(title="<script>alert(1)</script> tricks", summary="<img src=x onerror=alert(1)>")
+    html = client.get("/").get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+    assert "<img src=x" not in html

@@ -1,0 +1,321 @@
+"""My list: saving, progress to done, ownership, and each interaction three ways
+(full page, htmx fragment, no-JavaScript POST)."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.lists import services
+from app.models import Activity, Entry, User
+from tests.conftest import HTMX, sign_in
+
+
+def _entry(user: User, post_id: int) -> Entry | None:
+    return db.session.scalar(
+        select(Entry).where(Entry.user_id == user.id, Entry.post_id == post_id)
+    )
+
+
+# --- saving ------------------------------------------------------------------------
+
+
+def test_save_with_htmx_swaps_the_toggle_and_updates_the_counter(client, reader, make_post):
+    post = make_post(title="Understanding WAL")
+    response = client.submit(f"/list/save/{post.id}", htmx=True)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f'id="save-{post.id}"' in html
+    assert 'aria-pressed="true"' in html and "Up next" in html
+    assert '<span id="list-count" class="badge" hx-swap-oob="true">' in html
+    assert ">1<" in html.split('id="list-count"')[1][:120]
+    assert "<html" not in html
+    assert response.headers["HX-Trigger"] == "list-changed"
+    assert _entry(reader, post.id).state == "saved"
+
+
+def test_save_without_javascript_redirects_back_with_filters(client, reader, make_post):
+    post = make_post()
+    response = client.submit(f"/list/save/{post.id}", {"next": "/?topic=rust&page=2"})
+    assert response.status_code == 303
+    assert response.location == "/?topic=rust&page=2"
+    page = client.get(response.location).get_data(as_text=True)
+    assert "Saved to your list." in page
+
+
+def test_save_rejects_an_offsite_next(client, reader, make_post):
+    post = make_post()
+    response = client.submit(f"/list/save/{post.id}", {"next": "https://evil.example/"})
+    assert response.location == f"/posts/{post.id}"
+
+
+def test_saving_twice_keeps_one_entry(client, reader, make_post):
+    post = make_post()
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    count = db.session.scalar(
+        select(func.count()).select_from(Entry).where(Entry.user_id == reader.id)
+    )
+    assert count == 1
+
+
+def test_saving_at_the_same_time_gives_one_entry(app: Flask, make_user, make_post):
+    """Two workers saving the same post at once: one entry, no 'database is locked'."""
+    user_id, post_id = make_user().id, make_post().id  # plain ids: threads share no ORM objects
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def save() -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                services.save_post(db.session.get(User, user_id), post_id)
+            except BaseException as error:  # noqa: BLE001 - collected and asserted below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db.session.rollback()  # leave the test's old read snapshot
+    assert db.session.scalar(select(func.count()).select_from(Entry)) == 1
+
+
+def test_concurrent_progress_updates_all_land(app: Flask, make_user, make_post):
+    """Deferred read-then-write transactions would fail with 'database is locked'."""
+    user = make_user()
+    entries = [services.save_post(user, make_post().id).id for _ in range(4)]
+    user_id = user.id
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(entries))
+
+    def update(entry_id: int) -> None:
+        with app.app_context():
+            try:
+                reader = db.session.get(User, user_id)
+                barrier.wait()
+                for progress in (10, 20, 30, 40, 50):
+                    services.update_progress(reader, entry_id, progress)
+            except BaseException as error:  # noqa: BLE001
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=update, args=(e,)) for e in entries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 5 * len(entries)
+
+
+def test_unsave_with_htmx(client, reader, make_post):
+    post = make_post()
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    response = client.submit(f"/list/unsave/{post.id}", htmx=True)
+    assert response.status_code == 200
+    assert 'aria-pressed="false"' in response.get_data(as_text=True)
+    assert _entry(reader, post.id) is None
+
+
+def test_saving_an_unknown_post_is_404(client, reader):
+    assert client.submit("/list/save/999999", htmx=True).status_code == 404
+    assert client.submit("/list/save/999999").status_code == 404
+
+
+def test_saving_another_readers_private_post_is_404(client, reader, make_user, make_post):
+    other = make_user()
+    private = make_post(owner_id=other.id)
+    assert client.submit(f"/list/save/{private.id}").status_code == 404
+
+
+# --- the list page --------------------------------------------------------------
+
+
+def _saved(client, reader, make_post, **post_fields) -> Entry:
+    post = make_post(**post_fields)
+    client.submit(f"/list/save/{post.id}", htmx=True)
+    return _entry(reader, post.id)
+
+
+def test_list_page_shows_tabs_entries_and_time_left(client, reader, make_post):
+    _saved(client, reader, make_post, title="First in line", reading_minutes=12)
+    _saved(client, reader, make_post, title="Second in line", reading_minutes=8)
+    page = client.get("/list")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.index("First in line") < html.index("Second in line")
+    assert "20 min</strong> of reading left" in html
+    assert 'id="tab-count-saved">2<' in html
+
+
+def test_list_tab_with_htmx_returns_the_fragment(client, reader, make_post):
+    entry = _saved(client, reader, make_post, title="Half read")
+    client.submit(f"/list/{entry.id}/progress", {"progress": "50"}, htmx=True)
+    full = client.get("/list?state=reading")
+    fragment = client.htmx_get("/list?state=reading")
+    assert "<html" in full.get_data(as_text=True)
+    frag = fragment.get_data(as_text=True)
+    assert "<html" not in frag and frag.lstrip().startswith('<section id="list-tab"')
+    assert "Half read" in frag
+    assert "HX-Request" in fragment.headers["Vary"]
+
+
+def test_list_requires_sign_in_and_htmx_gets_hx_redirect(client):
+    assert client.get("/list").status_code == 302
+    response = client.get("/list", headers=HTMX)
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"].startswith("/login?next=/list")
+
+
+def test_expired_session_on_an_htmx_post_redirects_to_login(client, make_post):
+    post = make_post()
+    response = client.submit(
+        f"/list/save/{post.id}",
+        htmx=True,
+        headers={"HX-Current-URL": "http://localhost/?topic=go"},
+    )
+    assert response.headers["HX-Redirect"] == "/login?next=/?topic%3Dgo"
+
+
+# --- progress ----------------------------------------------------------------
+
+
+def test_progress_moves_state_and_records_activity(client, reader, make_post):
+    entry = _saved(client, reader, make_post, reading_minutes=10)
+    response = client.submit(f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith(f'<article class="entry state-reading" id="entry-{entry.id}"')
+    assert "40 % read · 6 min left" in html
+    assert 'id="tab-count-reading" hx-swap-oob="true">1<' in html
+    assert 'id="list-time-left" class="time-left" hx-swap-oob="true"' in html
+    db.session.refresh(entry)
+    assert entry.state == "reading" and entry.started_at is not None and entry.finished_at is None
+
+    client.submit(f"/list/{entry.id}/progress", {"progress": "100"}, htmx=True)
+    db.session.refresh(entry)
+    assert entry.state == "done" and entry.finished_at is not None
+    changes = db.session.execute(
+        select(Activity.progress_from, Activity.progress_to).order_by(Activity.id)
+    ).all()
+    assert changes == [(0, 40), (40, 100)]
+
+
+def test_progress_back_to_zero_returns_to_up_next(client, reader, make_post):
+    entry = _saved(client, reader, make_post)
+    client.submit(f"/list/{entry.id}/progress", {"progress": "100"}, htmx=True)
+    client.submit(f"/list/{entry.id}/progress", {"progress": "0"}, htmx=True)
+    db.session.refresh(entry)
+    assert entry.state == "saved" and entry.finished_at is None
+
+
+def test_progress_without_javascript_redirects_back(client, reader, make_post):
+    entry = _saved(client, reader, make_post, title="A long read")
+    response = client.submit(
+        f"/list/{entry.id}/progress", {"progress": "100", "next": "/list?state=saved"}
+    )
+    assert response.status_code == 303
+    assert response.location == "/list?state=saved"
+    page = client.get("/list?state=done").get_data(as_text=True)
+    assert "Done: “A long read”." in page and "A long read" in page
+
+
+def test_invalid_progress_is_422_inline_and_changes_nothing(client, reader, make_post):
+    entry = _saved(client, reader, make_post)
+    for value, message in [
+        ("150", "Progress goes from 0 to 100 %."),
+        ("-1", "Progress goes from 0 to 100 %."),
+        ("abc", "Not a valid integer value."),
+        ("", "Give a progress between 0 and 100."),
+    ]:
+        fragment = client.submit(f"/list/{entry.id}/progress", {"progress": value}, htmx=True)
+        assert fragment.status_code == 422, value
+        html = fragment.get_data(as_text=True)
+        assert message in html and 'role="alert"' in html and "<html" not in html
+        page = client.submit(f"/list/{entry.id}/progress", {"progress": value})
+        assert page.status_code == 422
+        assert message in page.get_data(as_text=True) and "<html" in page.get_data(as_text=True)
+    db.session.refresh(entry)
+    assert entry.progress == 0
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 0
+
+
+def test_archive_and_unarchive(client, reader, make_post):
+    entry = _saved(client, reader, make_post)
+    client.submit(f"/list/{entry.id}/progress", {"progress": "30"}, htmx=True)
+    response = client.submit(f"/list/{entry.id}/archive", {"archived": "1"}, htmx=True)
+    assert "state-archived" in response.get_data(as_text=True)
+    db.session.refresh(entry)
+    assert entry.state == "archived" and entry.progress == 30
+    client.submit(f"/list/{entry.id}/archive", {"archived": "0"})
+    db.session.refresh(entry)
+    assert entry.state == "reading"
+
+
+def test_remove_with_htmx_and_without(client, reader, make_post):
+    first = _saved(client, reader, make_post, title="Gone soon")
+    second = _saved(client, reader, make_post)
+    response = client.submit(f"/list/{first.id}/remove", htmx=True)
+    assert response.status_code == 200
+    assert "Removed from your list." in response.get_data(as_text=True)
+    assert 'id="tab-count-saved" hx-swap-oob="true">1<' in response.get_data(as_text=True)
+    plain = client.submit(f"/list/{second.id}/remove", {"next": "/list"})
+    assert plain.status_code == 303 and plain.location == "/list"
+    assert db.session.scalar(select(func.count()).select_from(Entry)) == 0
+
+
+# --- ownership ------------------------------------------------------------------
+
+
+def test_another_readers_entry_is_404_by_every_url(app: Flask, make_user, make_post):
+    owner = make_user("owner@example.com")
+    post = make_post()
+    entry = services.save_post(owner, post.id)
+    intruder = app.test_client()
+    make_user("intruder@example.com")
+    sign_in(intruder, "intruder@example.com")
+    for url, data in [
+        (f"/list/{entry.id}/progress", {"progress": "50"}),
+        (f"/list/{entry.id}/archive", {"archived": "1"}),
+        (f"/list/{entry.id}/remove", {}),
+    ]:
+        assert intruder.submit(url, data).status_code == 404, url
+        assert intruder.submit(url, data, htmx=True).status_code == 404, url
+    assert "owner" not in intruder.get("/list").get_data(as_text=True)
+    db.session.refresh(entry)
+    assert entry.progress == 0 and entry.state == "saved"
+
+
+def test_an_htmx_404_answers_with_an_inline_message(client, reader):
+    response = client.submit("/list/424242/progress", {"progress": "5"}, htmx=True)
+    assert response.status_code == 404
+    assert response.headers["HX-Retarget"] == "#flashes"
+    assert "exist, or it isn" in response.get_data(as_text=True)
+
+
+# --- CSRF ----------------------------------------------------------------------------
+
+
+def test_state_changes_without_a_csrf_token_are_refused(client, reader, make_post):
+    post = make_post()
+    plain = client.post(f"/list/save/{post.id}")
+    htmx = client.post(f"/list/save/{post.id}", headers=HTMX)
+    forged = client.post(f"/list/save/{post.id}", headers={**HTMX, "X-CSRFToken": "forged"})
+    assert plain.status_code == htmx.status_code == forged.status_code == 400
+    assert "form expired" in plain.get_data(as_text=True)
+    assert _entry(reader, post.id) is None
+
+
+def test_logout_needs_csrf_too(client, reader):
+    assert client.post("/logout").status_code == 400
+    assert client.get("/list").status_code == 200

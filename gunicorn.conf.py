@@ -18,6 +18,9 @@ def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
     from app.extensions import db
 
     app = create_app()
+    if "DOGEAR_BASE_URL" not in os.environ:
+        host, port = server.address[0][:2]
+        app.config["BASE_URL"] = f"http://{host}:{port}"
     with app.app_context():
         announce_setup_link()
         db.engine.dispose()

@@ -116,7 +116,6 @@ def announce_setup_link() -> str | None:
         f"  {link}\n{banner}"
     )
     current_app.logger.warning(message)
-    click.echo(message, err=True)
     return link
 
 

@@ -21,6 +21,7 @@ class Defaults:
     DEMO = True
     BASE_URL = "http://127.0.0.1:8000"
     POSTS_PER_PAGE = 20
+    FACETS_MAX_AGE = 60  # seconds a worker reuses the catalog's facet counts
     SQLITE_BUSY_TIMEOUT_MS = 5000
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_LOGIN = "10 per minute"

@@ -77,6 +77,7 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-123456",
         "DEMO": False,
         "RATELIMIT_ENABLED": False,
+        "FACETS_MAX_AGE": 0,
     }
     config.update(overrides)
     app = create_app(config)

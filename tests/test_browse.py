@@ -175,3 +175,40 @@ def test_titles_are_escaped(client, make_post):
     html = client.get("/").get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
     assert "<img src=x" not in html
+
+
+def test_author_year_and_source_facets_narrow_and_combine(client, make_post):
+    from app.extensions import db
+    from app.models import Source
+
+    feed = Source(name="Async Weekly", kind="feed")
+    db.session.add(feed)
+    db.session.commit()
+    make_post(title="Ann in 2025", author="Ann Lee", published_on=date(2025, 3, 1))
+    make_post(
+        title="Ann in 2026", author="Ann Lee", published_on=date(2026, 3, 1), source_id=feed.id
+    )
+    make_post(
+        title="Bo in 2026", author="Bo Chen", published_on=date(2026, 4, 1), source_id=feed.id
+    )
+    titles = ["Ann in 2025", "Ann in 2026", "Bo in 2026"]
+
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/?author=Ann+Lee"' in html and ">2026 (2)</option>" in html
+
+    by_ann = client.get("/?author=Ann+Lee").get_data(as_text=True)
+    assert set(_titles(by_ann, titles)) == {"Ann in 2025", "Ann in 2026"}
+    assert 'name="author" value="Ann Lee"' in by_ann  # the filter form keeps it
+    in_2026 = client.get("/?year=2026").get_data(as_text=True)
+    assert set(_titles(in_2026, titles)) == {"Ann in 2026", "Bo in 2026"}
+    combined = client.get(f"/?author=Ann+Lee&year=2026&source={feed.id}").get_data(as_text=True)
+    assert _titles(combined, titles) == ["Ann in 2026"]
+    # Each active filter is a chip that removes just itself.
+    assert f'href="/?year=2026&amp;source={feed.id}"' in combined
+    assert "from Async Weekly" in combined
+
+
+def test_post_entry_panel_without_htmx_goes_to_the_post_page(client, reader, make_post):
+    post = make_post()
+    response = client.get(f"/list/post/{post.id}")
+    assert response.status_code == 302 and response.location == f"/posts/{post.id}"

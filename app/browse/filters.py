@@ -28,21 +28,24 @@ class BrowseFilters:
 
     topic: str = ""
     length: str = ""
+    author: str = ""
+    year: int | None = None
+    source: int | None = None
     sort: str = "newest"
     page: int = 1
 
     @classmethod
     def from_args(cls, args: MultiDict[str, str]) -> BrowseFilters:
-        topic = args.get("topic", "").strip().lower()[:40]
         length = args.get("length", "")
         sort = args.get("sort", "newest")
-        try:
-            page = int(args.get("page", "1"))
-        except ValueError:
-            page = 1
+        page = _int(args.get("page")) or 1
+        year = _int(args.get("year"))
         return cls(
-            topic=topic,
+            topic=args.get("topic", "").strip().lower()[:40],
             length=length if length in LENGTHS else "",
+            author=" ".join(args.get("author", "").split())[:200],
+            year=year if year and 1900 <= year <= 2999 else None,
+            source=_int(args.get("source")),
             sort=sort if sort in SORTS else "newest",
             page=min(max(page, 1), MAX_PAGE),
         )
@@ -60,4 +63,16 @@ class BrowseFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.topic or self.length)
+        return bool(self.topic or self.length or self.author or self.year or self.source)
+
+    def cleared(self) -> BrowseFilters:
+        """No filters, same sort."""
+        return BrowseFilters(sort=self.sort)
+
+
+def _int(raw: str | None) -> int | None:
+    try:
+        value = int(raw or "")
+    except ValueError:
+        return None
+    return value if 0 < value < 2**31 else None

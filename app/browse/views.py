@@ -24,13 +24,15 @@ def index() -> ResponseReturnValue:
         filters.page,
         current_app.config["POSTS_PER_PAGE"],
     )
+    facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
     return render(
         "browse/index.html",
         "browse/partials/results.html",
         filters=filters,
         page=page,
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
-        topics=queries.topics_in_use(),
+        facets=facets,
+        names=queries.facet_label(facets, filters),
         lengths=LENGTHS,
         sorts=SORTS,
     )

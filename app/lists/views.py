@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, request
+from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
@@ -134,5 +134,7 @@ def _entry_response(entry: object) -> ResponseReturnValue:
 def post_entry(post_id: int) -> ResponseReturnValue:
     """The reader's controls for one post (refreshed on the post page after a save)."""
     post = access.visible_post(current_user, post_id)
+    if not wants_fragment():
+        return redirect(url_for("browse.post", post_id=post_id))
     entry = queries.entry_for_post(current_user, post_id)
     return render_fragment("lists/partials/post_entry.html", post=post, entry=entry)

@@ -1,0 +1,125 @@
+"""The same schema and core flows on PostgreSQL, the path for those who outgrow SQLite.
+
+Runs against DOGEAR_TEST_POSTGRES_URL (default: the local server) when it answers and
+skips cleanly when it doesn't, unless DOGEAR_TEST_POSTGRES=required (CI), which turns
+an unreachable server into a failure. Each test gets a fresh schema from the migrations.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, func, select, text
+
+from app.extensions import db
+from app.lists import services
+from app.models import Activity, Entry, User
+from tests.conftest import make_app, sign_in
+
+URL = os.environ.get(
+    "DOGEAR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRED = os.environ.get("DOGEAR_TEST_POSTGRES") == "required"
+
+
+def _server_answers() -> bool:
+    try:
+        engine = create_engine(URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception:  # noqa: BLE001 - any failure means "no server here"
+        return False
+    return True
+
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        not REQUIRED and not _server_answers(), reason=f"no PostgreSQL server answers at {URL}"
+    ),
+]
+
+
+@pytest.fixture
+def pg_app(tmp_path) -> Iterator[Flask]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(URL)
+    with admin_engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    app = make_app(
+        tmp_path,
+        SQLALCHEMY_DATABASE_URI=URL,
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": f"-csearch_path={schema}"}},
+    )
+    try:
+        with app.app_context():
+            upgrade()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        with admin_engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin_engine.dispose()
+
+
+def test_migrations_and_the_reading_flow_work_on_postgres(pg_app):
+    from app.auth.services import create_user
+    from app.catalog.importer import import_listings
+    from tests.conftest import SEEDS
+
+    files = [(p.name, p.read_text(encoding="utf-8")) for p in sorted(SEEDS.glob("*.txt"))]
+    assert import_listings(files).created == 17
+    create_user("ada@example.com", "correct horse battery")
+    client = pg_app.test_client()
+    assert sign_in(client, "ada@example.com").status_code == 303
+    assert "Async Python Database Drivers" in client.get("/").get_data(as_text=True)
+    first_post = db.session.execute(text("SELECT min(id) FROM posts")).scalar()
+    assert client.submit(f"/list/save/{first_post}", htmx=True).status_code == 200
+    entry = db.session.scalar(select(Entry))
+    response = client.submit(f"/list/{entry.id}/progress", {"progress": "100"}, htmx=True)
+    assert response.status_code == 200 and "state-done" in response.get_data(as_text=True)
+    assert (
+        client.submit(f"/list/{entry.id}/progress", {"progress": "150"}, htmx=True).status_code
+        == 422
+    )
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 1
+
+
+def test_concurrent_saves_give_one_entry_on_postgres(pg_app):
+    from app.auth.services import create_user
+    from app.models import Post
+
+    user_id = create_user("ada@example.com", "correct horse battery").id
+    post = Post(title="One", dedupe_key="one", reading_minutes=3)
+    db.session.add(post)
+    db.session.commit()
+    post_id = post.id
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def save() -> None:
+        with pg_app.app_context():
+            try:
+                barrier.wait()
+                services.save_post(db.session.get(User, user_id), post_id)
+            except BaseException as error:  # noqa: BLE001
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Entry)) == 1

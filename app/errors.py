@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, make_response, render_template
+from flask import Flask, Response, make_response, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.extensions import db
+from app.extensions import db, login_manager
 from app.templating import wants_fragment
 
 MESSAGES = {
@@ -41,7 +43,12 @@ def _http_error(error: HTTPException) -> Response:
     return render_error(error.code or 500)
 
 
-def _csrf_error(error: CSRFError) -> Response:
+def _csrf_error(error: CSRFError) -> ResponseReturnValue:
+    # A signed-out visitor's session (and its CSRF token) is gone: what they need is to
+    # sign in again, not a message about forms. The auth pages themselves are exempt
+    # from this so a stale login form can't loop.
+    if not current_user.is_authenticated and request.blueprint != "auth":
+        return login_manager.unauthorized()
     return render_error(
         400, "Your form expired or came from another site. Reload the page and try again."
     )

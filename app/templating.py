@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Flask,
@@ -42,6 +43,16 @@ def render_fragment(template: str, status: int = 200, /, **context: Any) -> Resp
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
+
+
+def htmx_from(endpoint: str) -> bool:
+    """Whether this htmx request was made from the page served by `endpoint`, so a
+    response only updates (out of band) the elements that page has."""
+    current = request.headers.get("HX-Current-URL")
+    if not current:
+        return False
+    path = urlsplit(current).path
+    return path == url_for(endpoint)
 
 
 def redirect_back(fallback: str, **values: Any) -> Response:

@@ -13,6 +13,8 @@ from app.lists import services
 from app.models import Activity, Entry, User
 from tests.conftest import HTMX, sign_in
 
+FROM_LIST = {"HX-Current-URL": "http://localhost/list?state=saved"}
+
 
 def _entry(user: User, post_id: int) -> Entry | None:
     return db.session.scalar(
@@ -34,6 +36,7 @@ def test_save_with_htmx_swaps_the_toggle_and_updates_the_counter(client, reader,
     assert ">1<" in html.split('id="list-count"')[1][:120]
     assert "<html" not in html
     assert response.headers["HX-Trigger"] == "list-changed"
+    assert 'id="flashes"' in html and "Saved to your list." in html  # announced out of band
     assert _entry(reader, post.id).state == "saved"
 
 
@@ -192,7 +195,9 @@ def test_expired_session_on_an_htmx_post_redirects_to_login(client, make_post):
 
 def test_progress_moves_state_and_records_activity(client, reader, make_post):
     entry = _saved(client, reader, make_post, reading_minutes=10)
-    response = client.submit(f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True)
+    response = client.submit(
+        f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True, headers=FROM_LIST
+    )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert html.lstrip().startswith(f'<article class="entry state-reading" id="entry-{entry.id}"')
@@ -209,6 +214,31 @@ def test_progress_moves_state_and_records_activity(client, reader, make_post):
         select(Activity.progress_from, Activity.progress_to).order_by(Activity.id)
     ).all()
     assert changes == [(0, 40), (40, 100)]
+
+
+def test_progress_from_the_post_page_updates_only_what_that_page_has(client, reader, make_post):
+    entry = _saved(client, reader, make_post)
+    response = client.submit(
+        f"/list/{entry.id}/progress",
+        {"progress": "25"},
+        htmx=True,
+        headers={"HX-Current-URL": f"http://localhost/posts/{entry.post_id}"},
+    )
+    html = response.get_data(as_text=True)
+    assert 'id="list-count"' in html  # the header badge is on every page
+    assert "tab-count-" not in html and "list-time-left" not in html
+
+
+def test_htmx_post_after_the_session_expired_goes_to_login(client, make_post):
+    """No session cookie at all means no CSRF token either: sign in, not 'form expired'."""
+    post = make_post()
+    response = client.post(
+        f"/list/save/{post.id}", headers={**HTMX, "HX-Current-URL": "http://localhost/?page=2"}
+    )
+    assert response.status_code == 200
+    assert response.headers["HX-Redirect"] == "/login?next=/?page%3D2"
+    plain = client.post(f"/list/save/{post.id}", data={"next": "/?page=2"})
+    assert plain.status_code == 302 and plain.location.startswith("/login?next=")
 
 
 def test_progress_back_to_zero_returns_to_up_next(client, reader, make_post):
@@ -265,7 +295,7 @@ def test_archive_and_unarchive(client, reader, make_post):
 def test_remove_with_htmx_and_without(client, reader, make_post):
     first = _saved(client, reader, make_post, title="Gone soon")
     second = _saved(client, reader, make_post)
-    response = client.submit(f"/list/{first.id}/remove", htmx=True)
+    response = client.submit(f"/list/{first.id}/remove", htmx=True, headers=FROM_LIST)
     assert response.status_code == 200
     assert "Removed from your list." in response.get_data(as_text=True)
     assert 'id="tab-count-saved" hx-swap-oob="true">1<' in response.get_data(as_text=True)

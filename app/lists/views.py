@@ -11,7 +11,7 @@ from app.extensions import db
 from app.lists import queries, services
 from app.lists.forms import ProgressForm
 from app.models import EntryState
-from app.templating import redirect_back, render, render_fragment, wants_fragment
+from app.templating import htmx_from, redirect_back, render, render_fragment, wants_fragment
 
 bp = Blueprint("lists", __name__, url_prefix="/list")
 
@@ -54,8 +54,8 @@ def unsave(post_id: int) -> ResponseReturnValue:
 
 
 def _toggle_response(post_id: int, entry: object, message: str) -> ResponseReturnValue:
+    flash(message, "success")  # htmx: rides out of band into #flashes, announced politely
     if not wants_fragment():
-        flash(message, "success")
         return redirect_back("browse.post", post_id=post_id)
     post = access.visible_post(current_user, post_id)
     response = render_fragment(
@@ -112,17 +112,19 @@ def remove(entry_id: int) -> ResponseReturnValue:
         flash(f"Removed “{post.title}” from your list.", "success")
         return redirect_back("lists.index")
     response = render_fragment(
-        "lists/partials/removed.html", summary=queries.list_summary(current_user)
+        "lists/partials/removed.html",
+        summary=queries.list_summary(current_user) if htmx_from("lists.index") else None,
     )
     response.headers["HX-Trigger"] = "list-changed"
     return response
 
 
 def _entry_response(entry: object) -> ResponseReturnValue:
+    on_list_page = htmx_from("lists.index")
     response = render_fragment(
         "lists/partials/entry.html",
         entry=entry,
-        summary=queries.list_summary(current_user),
+        summary=queries.list_summary(current_user) if on_list_page else None,
         with_counters=True,
     )
     response.headers["HX-Trigger"] = "list-changed"

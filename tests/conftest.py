@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -177,3 +178,29 @@ def admin(make_user, client: Client) -> User:
     user = make_user("admin@example.com", is_admin=True)
     assert sign_in(client, user).status_code == 303
     return user
+
+
+def run_concurrently(app: Flask, action: Any, workers: int = 4) -> list[BaseException]:
+    """Run `action()` in `workers` threads that start together, each in its own app
+    context (so its own database connection, as in separate gunicorn workers).
+    Returns the exceptions raised; pass ids, not ORM objects, into `action`."""
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(workers)
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                action()
+            except BaseException as error:  # noqa: BLE001 - returned to the test
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    db.session.rollback()  # leave the test's old read snapshot to see the writes
+    return errors

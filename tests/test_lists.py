@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-import threading
-
 from flask import Flask
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.lists import services
 from app.models import Activity, Entry, User
-from tests.conftest import HTMX, sign_in
+from tests.conftest import HTMX, run_concurrently, sign_in
 
 FROM_LIST = {"HX-Current-URL": "http://localhost/list?state=saved"}
 
@@ -67,58 +65,28 @@ def test_saving_twice_keeps_one_entry(client, reader, make_post):
 
 def test_saving_at_the_same_time_gives_one_entry(app: Flask, make_user, make_post):
     """Two workers saving the same post at once: one entry, no 'database is locked'."""
-    user_id, post_id = make_user().id, make_post().id  # plain ids: threads share no ORM objects
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
+    user_id, post_id = make_user().id, make_post().id
 
     def save() -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                services.save_post(db.session.get(User, user_id), post_id)
-            except BaseException as error:  # noqa: BLE001 - collected and asserted below
-                errors.append(error)
-            finally:
-                db.session.remove()
+        services.save_post(db.session.get(User, user_id), post_id)
 
-    threads = [threading.Thread(target=save) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    db.session.rollback()  # leave the test's old read snapshot
+    assert run_concurrently(app, save) == []
     assert db.session.scalar(select(func.count()).select_from(Entry)) == 1
 
 
 def test_concurrent_progress_updates_all_land(app: Flask, make_user, make_post):
     """Deferred read-then-write transactions would fail with 'database is locked'."""
     user = make_user()
-    entries = [services.save_post(user, make_post().id).id for _ in range(4)]
+    entry_ids = iter([services.save_post(user, make_post().id).id for _ in range(4)])
     user_id = user.id
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(len(entries))
 
-    def update(entry_id: int) -> None:
-        with app.app_context():
-            try:
-                reader = db.session.get(User, user_id)
-                barrier.wait()
-                for progress in (10, 20, 30, 40, 50):
-                    services.update_progress(reader, entry_id, progress)
-            except BaseException as error:  # noqa: BLE001
-                errors.append(error)
-            finally:
-                db.session.remove()
+    def update() -> None:
+        reader, entry_id = db.session.get(User, user_id), next(entry_ids)
+        for progress in (10, 20, 30, 40, 50):
+            services.update_progress(reader, entry_id, progress)
 
-    threads = [threading.Thread(target=update, args=(e,)) for e in entries]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(Activity)) == 5 * len(entries)
+    assert run_concurrently(app, update) == []
+    assert db.session.scalar(select(func.count()).select_from(Activity)) == 5 * 4
 
 
 def test_unsave_with_htmx(client, reader, make_post):

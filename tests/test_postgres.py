@@ -8,7 +8,6 @@ an unreachable server into a failure. Each test gets a fresh schema from the mig
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Iterator
 
@@ -20,7 +19,7 @@ from sqlalchemy import create_engine, func, select, text
 from app.extensions import db
 from app.lists import services
 from app.models import Activity, Entry, User
-from tests.conftest import make_app, sign_in
+from tests.conftest import make_app, run_concurrently, sign_in
 
 URL = os.environ.get(
     "DOGEAR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -102,24 +101,9 @@ def test_concurrent_saves_give_one_entry_on_postgres(pg_app):
     db.session.add(post)
     db.session.commit()
     post_id = post.id
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
 
     def save() -> None:
-        with pg_app.app_context():
-            try:
-                barrier.wait()
-                services.save_post(db.session.get(User, user_id), post_id)
-            except BaseException as error:  # noqa: BLE001
-                errors.append(error)
-            finally:
-                db.session.remove()
+        services.save_post(db.session.get(User, user_id), post_id)
 
-    threads = [threading.Thread(target=save) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    db.session.rollback()
+    assert run_concurrently(pg_app, save) == []
     assert db.session.scalar(select(func.count()).select_from(Entry)) == 1

@@ -212,3 +212,22 @@ def test_post_entry_panel_without_htmx_goes_to_the_post_page(client, reader, mak
     post = make_post()
     response = client.get(f"/list/post/{post.id}")
     assert response.status_code == 302 and response.location == f"/posts/{post.id}"
+
+
+def test_topic_filter_gives_the_same_posts_for_common_and_rare_topics(app, client, make_post):
+    """Both query plans for the topic filter (walk in order, or fetch then sort)."""
+    from app.browse import queries
+    from app.browse.filters import BrowseFilters
+    from app.pagination import paginate
+
+    for n in range(6):
+        make_post(title=f"Rusty {n}", topics=["rust"], published_on=date(2026, 1, n + 1))
+    make_post(title="Pythonic", topics=["python"])
+    filters = BrowseFilters(topic="rust")
+    walked = paginate(queries.catalog_posts(None, filters, common_topic=True), 1, 4)
+    fetched = paginate(queries.catalog_posts(None, filters, common_topic=False), 1, 4)
+    assert [p.title for p in walked.items] == [p.title for p in fetched.items]
+    assert [p.title for p in walked.items] == ["Rusty 5", "Rusty 4", "Rusty 3", "Rusty 2"]
+    facets = queries.catalog_facets(0)
+    assert facets.total == 7
+    assert facets.is_common_topic("rust") and not facets.is_common_topic("haskell")

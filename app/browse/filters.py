@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
@@ -58,8 +58,11 @@ class BrowseFilters:
 
     def to_args(self) -> dict[str, Any]:
         """Query arguments that differ from the defaults (for url_for)."""
-        defaults = asdict(BrowseFilters())
-        return {k: v for k, v in asdict(self).items() if v != defaults[k]}
+        return {
+            name: getattr(self, name)
+            for name, default in _DEFAULTS.items()
+            if getattr(self, name) != default
+        }
 
     @property
     def active(self) -> bool:
@@ -76,3 +79,6 @@ def _int(raw: str | None) -> int | None:
     except ValueError:
         return None
     return value if 0 < value < 2**31 else None
+
+
+_DEFAULTS = {f.name: f.default for f in fields(BrowseFilters)}

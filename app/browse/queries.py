@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from typing import Generic, TypeVar
 
 from sqlalchemy import Select, func, select
 
@@ -13,40 +12,33 @@ from app.access import visible_posts_clause
 from app.browse.filters import BrowseFilters
 from app.extensions import db
 from app.models import Post, Source, Topic, User, post_topics
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of results. No total count: counting 100,000 rows costs more than
-    the page itself, and 'next' only needs to know whether one more row exists."""
-
-    items: list[T]
-    number: int
-    has_next: bool
-
-    @property
-    def has_prev(self) -> bool:
-        return self.number > 1
+from app.pagination import Page, paginate  # noqa: F401 - re-exported for search
 
 
-def paginate(stmt: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
-    rows = list(db.session.scalars(stmt.limit(per_page + 1).offset((page - 1) * per_page)))
-    return Page(items=rows[:per_page], number=page, has_next=len(rows) > per_page)
+def catalog_posts(
+    user: User | None, filters: BrowseFilters, *, common_topic: bool = False
+) -> Select[tuple[Post]]:
+    """The posts a reader can browse, filtered and sorted.
 
-
-def catalog_posts(user: User | None, filters: BrowseFilters) -> Select[tuple[Post]]:
-    """The posts a reader can browse, filtered and sorted."""
+    `common_topic` picks the plan for the topic filter: for a topic on many posts,
+    walk the sorted index and check each post (EXISTS) so the first page stops after
+    a few dozen rows; for a rare topic, fetch its few posts first (IN) and sort them.
+    """
     stmt = select(Post).where(visible_posts_clause(user))
     if filters.topic:
-        stmt = stmt.where(
-            Post.id.in_(
+        topic_id = select(Topic.id).where(Topic.slug == filters.topic).scalar_subquery()
+        if common_topic:
+            stmt = stmt.where(
                 select(post_topics.c.post_id)
-                .join(Topic, Topic.id == post_topics.c.topic_id)
-                .where(Topic.slug == filters.topic)
+                .where(post_topics.c.post_id == Post.id, post_topics.c.topic_id == topic_id)
+                .exists()
             )
-        )
+        else:
+            stmt = stmt.where(
+                Post.id.in_(
+                    select(post_topics.c.post_id).where(post_topics.c.topic_id == topic_id)
+                )
+            )
     if filters.author:
         stmt = stmt.where(Post.author == filters.author)
     if filters.year:
@@ -56,12 +48,18 @@ def catalog_posts(user: User | None, filters: BrowseFilters) -> Select[tuple[Pos
         )
     if filters.source:
         stmt = stmt.where(Post.source_id == filters.source)
+    # A length bucket holds a third of the catalog: when the page is sorted by date,
+    # walking the date index and skipping other lengths beats fetching the whole
+    # bucket and sorting it. `+ 0` keeps SQLite's planner off the minutes index.
+    minutes = (
+        Post.reading_minutes + 0 if filters.sort in ("newest", "oldest") else Post.reading_minutes
+    )
     if filters.length == "short":
-        stmt = stmt.where(Post.reading_minutes < 5)
+        stmt = stmt.where(minutes < 5)
     elif filters.length == "medium":
-        stmt = stmt.where(Post.reading_minutes.between(5, 10))
+        stmt = stmt.where(minutes.between(5, 10))
     elif filters.length == "long":
-        stmt = stmt.where(Post.reading_minutes > 10)
+        stmt = stmt.where(minutes > 10)
     order = {
         "newest": (Post.published_on.desc(), Post.id.desc()),
         "oldest": (Post.published_on.asc(), Post.id.asc()),
@@ -78,14 +76,21 @@ class Facet:
     count: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CatalogFacets:
-    """What the catalog can be narrowed by, with shared-catalog post counts."""
+    """What the catalog can be narrowed by, with shared-catalog post counts.
+    Compared by identity: each recount is a new object."""
 
+    total: int
     topics: list[Facet]
     authors: list[Facet]
     years: list[Facet]
     sources: list[Facet]
+
+    def is_common_topic(self, slug: str) -> bool:
+        """On at least 2 % of the catalog: common enough to find by walking in order."""
+        count = next((f.count for f in self.topics if f.value == slug), 0)
+        return count * 50 >= self.total > 0
 
 
 TOP_AUTHORS = 12
@@ -142,7 +147,9 @@ def _count_facets() -> CatalogFacets:
         .group_by(Source.id)
         .order_by(Source.name)
     ).all()
+    total = db.session.scalar(select(func.count()).select_from(Post).where(shared)) or 0
     return CatalogFacets(
+        total=total,
         topics=[Facet(slug, name, n) for slug, name, n in topics],
         authors=[Facet(name, name, n) for name, n in authors],
         years=[Facet(int(y), str(int(y)), n) for y, n in years],

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from functools import lru_cache
+
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from markupsafe import Markup
 
 from app import access
 from app.browse import queries
 from app.browse.filters import LENGTHS, SORTS, BrowseFilters
 from app.lists.queries import entries_for_posts, entry_for_post
-from app.templating import render
+from app.pagination import paginate
+from app.templating import render, wants_fragment
 
 bp = Blueprint("browse", __name__)
 
@@ -19,22 +23,35 @@ bp = Blueprint("browse", __name__)
 def index() -> ResponseReturnValue:
     """The catalog, newest first, with topic and length filters and sorting."""
     filters = BrowseFilters.from_args(request.args)
-    page = queries.paginate(
-        queries.catalog_posts(current_user, filters),
-        filters.page,
-        current_app.config["POSTS_PER_PAGE"],
-    )
     facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
+    posts = queries.catalog_posts(
+        current_user, filters, common_topic=facets.is_common_topic(filters.topic)
+    )
+    page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
     return render(
         "browse/index.html",
         "browse/partials/results.html",
         filters=filters,
         page=page,
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
-        facets=facets,
         names=queries.facet_label(facets, filters),
         lengths=LENGTHS,
-        sorts=SORTS,
+        sidebar=None if wants_fragment() else _sidebar(facets, filters.with_changes(page=1)),
+    )
+
+
+@lru_cache(maxsize=256)
+def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
+    """The sidebar's HTML for these facet counts and filters (both immutable, so they
+    key the cache; new counts are a new `facets` object and miss it)."""
+    return Markup(  # noqa: S704 - our own template's output, escaped by Jinja
+        render_template(
+            "browse/partials/sidebar.html",
+            facets=facets,
+            filters=filters,
+            lengths=LENGTHS,
+            sorts=SORTS,
+        )
     )
 
 

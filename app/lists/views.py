@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from app import access
-from app.extensions import db
 from app.lists import queries, services
 from app.lists.forms import ProgressForm
 from app.models import EntryState
+from app.pagination import paginate
 from app.templating import htmx_from, redirect_back, render, render_fragment, wants_fragment
 
 bp = Blueprint("lists", __name__, url_prefix="/list")
@@ -21,20 +21,34 @@ def _state_arg() -> str:
     return state if state in dict(queries.TABS) else EntryState.SAVED.value
 
 
-def _list_context(state: str) -> dict:
+def _list_context(state: str, page_number: int = 1) -> dict:
+    page = paginate(
+        queries.entries_in_state(current_user, state),
+        page_number,
+        current_app.config["POSTS_PER_PAGE"],
+    )
     return {
         "state": state,
         "tabs": queries.TABS,
         "summary": queries.list_summary(current_user),
-        "entries": db.session.scalars(queries.entries_in_state(current_user, state)).all(),
+        "page": page,
+        "entries": page.items,
     }
+
+
+def _page_arg() -> int:
+    try:
+        return min(max(int(request.args.get("page", "1")), 1), 100_000)
+    except ValueError:
+        return 1
 
 
 @bp.get("")
 @login_required
 def index() -> ResponseReturnValue:
     """The reader's list, one tab at a time, with time left."""
-    return render("lists/index.html", "lists/partials/tab.html", **_list_context(_state_arg()))
+    context = _list_context(_state_arg(), _page_arg())
+    return render("lists/index.html", "lists/partials/tab.html", **context)
 
 
 @bp.post("/save/<int:post_id>")

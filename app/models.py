@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -115,8 +116,18 @@ class Post(db.Model):
     __table_args__ = (
         CheckConstraint("reading_minutes >= 0", name="reading_minutes"),
         CheckConstraint("word_count >= 0", name="word_count"),
-        Index("ix_posts_published_on_id", "published_on", "id"),
-        Index("ix_posts_reading_minutes_id", "reading_minutes", "id"),
+        # Browse walks these in order; owner_id rides along so the visibility check
+        # needs no table lookup.
+        Index("ix_posts_published_on_id_owner_id", "published_on", "id", "owner_id"),
+        Index("ix_posts_reading_minutes_id_owner_id", "reading_minutes", "id", "owner_id"),
+        # Private posts only: an index over the mostly-NULL column would lure SQLite
+        # into fetching every shared post and sorting them for "owner_id IS NULL".
+        Index(
+            "ix_posts_owner_id",
+            "owner_id",
+            sqlite_where=text("owner_id IS NOT NULL"),
+            postgresql_where=text("owner_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -133,9 +144,7 @@ class Post(db.Model):
     source_id: Mapped[int | None] = mapped_column(
         ForeignKey("sources.id", ondelete="SET NULL"), index=True
     )
-    owner_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

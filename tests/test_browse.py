@@ -231,3 +231,22 @@ def test_topic_filter_gives_the_same_posts_for_common_and_rare_topics(app, clien
     facets = queries.catalog_facets(0)
     assert facets.total == 7
     assert facets.is_common_topic("rust") and not facets.is_common_topic("haskell")
+
+
+def test_post_page_lists_related_posts(client, make_post):
+    post = make_post(
+        title="Tuning PostgreSQL autovacuum",
+        topics=["postgres"],
+        summary="Autovacuum settings for busy tables.",
+    )
+    make_post(
+        title="PostgreSQL autovacuum in practice",
+        topics=["postgres"],
+        summary="How autovacuum keeps tables healthy.",
+    )
+    make_post(title="Baking sourdough", topics=["cooking"], summary="Flour and water.")
+    html = client.get(f"/posts/{post.id}").get_data(as_text=True)
+    related = html.split('id="related-title"')[1]
+    assert "PostgreSQL autovacuum in practice" in related
+    assert "Baking sourdough" not in related
+    assert "Tuning PostgreSQL autovacuum</a>" not in related  # not itself

@@ -14,6 +14,7 @@ from app.browse import queries
 from app.browse.filters import LENGTHS, SORTS, BrowseFilters
 from app.lists.queries import entries_for_posts, entry_for_post
 from app.pagination import paginate
+from app.search.engine import related_posts
 from app.templating import render, wants_fragment
 
 bp = Blueprint("browse", __name__)
@@ -60,4 +61,5 @@ def post(post_id: int) -> ResponseReturnValue:
     """One post: its details and, for a signed-in reader, their controls."""
     post = access.visible_post(current_user, post_id)
     entry = entry_for_post(current_user, post_id) if current_user.is_authenticated else None
-    return render("browse/post.html", "browse/post.html", post=post, entry=entry)
+    related = related_posts(post, 5, user=current_user)
+    return render("browse/post.html", "browse/post.html", post=post, entry=entry, related=related)

@@ -1,0 +1,413 @@
+"""`make bench`: build a synthetic catalog, serve Dogear with gunicorn, measure it.
+
+    .venv/bin/python bench/run.py                 # 100,000 posts (the issue's targets)
+    .venv/bin/python bench/run.py --quick         # small and short: CI keeps it working
+    .venv/bin/python bench/run.py --posts 20000 --duration 3 --concurrency 4
+
+The same gunicorn settings (bench/gunicorn_conf.py: the project's, minus the access
+log) first serve a do-nothing WSGI app, the "limit", then the real app in production
+mode. A separate process pool (bench/load.py) drives each endpoint as a signed-in
+reader and the table shows throughput, latency percentiles, page and fragment sizes,
+each endpoint's share of the limit and the workers' memory. bench/results.json gets
+the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import catalog  # noqa: E402 - bench/ is not a package
+import load  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+RESULTS = ROOT / "bench" / "results.json"
+
+TARGET_FRACTION = 0.30
+TARGET_P99_MS = 25.0
+TARGET_PAGE_BYTES = 30 * 1024
+TARGET_MEMORY_MB = 100.0
+
+
+@dataclass
+class Endpoint:
+    name: str
+    path: str
+    method: str = "GET"
+    fragment: bool = False  # send HX-Request for the measured requests
+    bodies: list[str] = field(default_factory=list)  # POST bodies, cycled
+    read: bool = True  # read endpoints are held to the throughput target
+
+
+@dataclass
+class Row:
+    endpoint: str
+    rps: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    bytes: int
+    fragment_bytes: int | None
+    fraction_of_limit: float | None
+    errors: int
+    read: bool
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """gunicorn with the bench settings, as a child process group."""
+
+    def __init__(self, app: str, env: dict[str, str], workers: int, chdir: Path) -> None:
+        self.port = free_port()
+        self.log = open(ROOT / "bench" / "data" / "gunicorn.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("gunicorn")),
+                "--config",
+                str(ROOT / "bench" / "gunicorn_conf.py"),
+                "--bind",
+                f"{HOST}:{self.port}",
+                "--workers",
+                str(workers),
+                "--chdir",
+                str(chdir),
+                app,
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, path: str, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit("gunicorn exited early; see bench/data/gunicorn.log")
+            try:
+                status, _, _ = load.fetch(HOST, self.port, request("GET", path, self.port))
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("gunicorn did not answer in time; see bench/data/gunicorn.log")
+
+    def worker_pids(self) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+def request(
+    method: str,
+    path: str,
+    port: int,
+    *,
+    cookie: str = "",
+    headers: dict[str, str] | None = None,
+    body: str = "",
+) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}:{port}", "Connection: close"]
+    if cookie:
+        lines.append(f"Cookie: {cookie}")
+    for name, value in (headers or {}).items():
+        lines.append(f"{name}: {value}")
+    if method == "POST":
+        lines.append("Content-Type: application/x-www-form-urlencoded")
+        lines.append(f"Content-Length: {len(body.encode())}")
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+def sign_in(port: int, email: str, password: str) -> tuple[str, str]:
+    """Sign in like a browser; returns (Cookie header value, CSRF token for htmx)."""
+    status, head, body = load.fetch(HOST, port, request("GET", "/login", port))
+    cookie = _cookies(head)
+    token = re.search(rb'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', body)
+    if status != 200 or not token:
+        raise SystemExit("could not read the login form")
+    form = urlencode({"email": email, "password": password, "csrf_token": token.group(1).decode()})
+    status, head, _ = load.fetch(
+        HOST, port, request("POST", "/login", port, cookie=cookie, body=form)
+    )
+    if status != 303:
+        raise SystemExit(f"sign-in failed with HTTP {status}")
+    cookie = _cookies(head) or cookie
+    # The first page after signing in stores the CSRF secret in the session cookie.
+    status, head, body = load.fetch(HOST, port, request("GET", "/", port, cookie=cookie))
+    cookie = _cookies(head) or cookie
+    token = re.search(rb'"X-CSRFToken": "([^"]+)"', body)
+    if status != 200 or not token:
+        raise SystemExit("signed in, but found no CSRF token for htmx requests")
+    return cookie, token.group(1).decode()
+
+
+def _cookies(head: bytes) -> str:
+    found = re.findall(rb"(?im)^set-cookie: ([^=;\s]+=[^;\r\n]*)", head)
+    return "; ".join(c.decode() for c in found)
+
+
+def measure_limit(args, env) -> tuple[load.LoadResult, float]:
+    """The trivial app's throughput, and the CPU cores its workers used meanwhile."""
+    server = Server("trivial:app", env, args.workers, ROOT / "bench")
+    try:
+        server.wait_ready("/")
+        req = request("GET", "/", server.port)
+        pids = server.worker_pids()
+        before, started = load.cpu_seconds(pids), time.perf_counter()
+        result = load.run(
+            HOST,
+            server.port,
+            [req],
+            duration=args.duration,
+            warmup=args.warmup,
+            concurrency=args.concurrency,
+        )
+        used = (load.cpu_seconds(pids) - before) / (time.perf_counter() - started)
+        return result, used
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=None, help="catalog size (100,000)")
+    parser.add_argument("--readers", type=int, default=None, help="accounts (1,000)")
+    parser.add_argument("--quick", action="store_true", help="small catalog, short runs")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per endpoint")
+    parser.add_argument("--warmup", type=float, default=None, help="uncounted seconds first")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the catalog")
+    args = parser.parse_args(argv)
+    args.posts = args.posts or (2_000 if args.quick else 100_000)
+    args.readers = args.readers or (50 if args.quick else 1_000)
+    args.duration = args.duration or (1.0 if args.quick else 6.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
+
+    info = catalog.build(args.posts, args.readers, force=args.rebuild)
+    db_path = catalog.working_copy(info)
+    env = dict(os.environ)
+    env.update(
+        DOGEAR_ENV="production",
+        DOGEAR_SECRET_KEY=secrets.token_urlsafe(36),  # 48 characters
+        DOGEAR_SESSION_COOKIE_SECURE="false",
+        DOGEAR_RATELIMIT_ENABLED="false",
+        DOGEAR_DATABASE_URL=f"sqlite:///{db_path}",
+        DOGEAR_INSTANCE_PATH=str(catalog.DATA),
+        DOGEAR_DEMO="false",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    print(
+        f"catalog: {info.posts:,} posts, {info.readers:,} readers; common word "
+        f"“{info.common_word}” in {info.common_df:.0%} of posts, rare word "
+        f"“{info.rare_word}” in {info.rare_df}; {os.cpu_count()} CPUs; "
+        f"{args.workers} workers, {args.concurrency} connections, {args.duration:g} s each"
+    )
+    limit, server_cpu = measure_limit(args, env)
+    print(
+        f"limit (trivial WSGI app): {limit.rps:,.0f} req/s, p99 {limit.percentile(99):.2f} ms;"
+        f" CPU cores used: workers {server_cpu:.2f}, load driver {limit.driver_cpu:.2f}"
+        f" (of {os.cpu_count()})"
+    )
+
+    endpoints = [
+        Endpoint("browse first page", "/"),
+        Endpoint("browse page 500", "/?page=500"),
+        Endpoint("browse two filters", "/?" + urlencode({"topic": "python", "length": "medium"})),
+        Endpoint("search rare word", "/search?" + urlencode({"q": info.rare_word})),
+        Endpoint("search common word", "/search?" + urlencode({"q": info.common_word})),
+        Endpoint(
+            "search common word, htmx",
+            "/search?" + urlencode({"q": info.common_word}),
+            fragment=True,
+        ),
+        Endpoint(
+            "search phrase + filter",
+            "/search?" + urlencode({"q": f'"{info.phrase}" topic:{info.phrase_topic}'}),
+        ),
+        Endpoint("reader's list", "/list"),
+        Endpoint(
+            "progress update",
+            "/list/{entry}/progress",
+            method="POST",
+            fragment=True,
+            bodies=[f"progress={p}" for p in range(5, 95, 7)],
+            read=False,
+        ),
+    ]
+
+    server = Server("wsgi:app", env, args.workers, ROOT)
+    rows: list[Row] = []
+    memory = 0.0
+    try:
+        server.wait_ready("/healthz")
+        cookie, token = sign_in(server.port, info.reader_email, info.password)
+        hx = {"HX-Request": "true"}
+        for ep in endpoints:
+            if ep.method == "POST":
+                requests_ = [
+                    request(
+                        "POST",
+                        ep.path.format(entry=entry),
+                        server.port,
+                        cookie=cookie,
+                        headers={**hx, "X-CSRFToken": token},
+                        body=body,
+                    )
+                    for i, entry in enumerate(info.entry_ids)
+                    for body in [ep.bodies[i % len(ep.bodies)]]
+                ]
+                status, _, page = load.fetch(HOST, server.port, requests_[0])
+                full_bytes, fragment_bytes = len(page), None
+            else:
+                full = request("GET", ep.path, server.port, cookie=cookie)
+                fragment = request("GET", ep.path, server.port, cookie=cookie, headers=hx)
+                status, _, page = load.fetch(HOST, server.port, full)
+                _, _, part = load.fetch(HOST, server.port, fragment)
+                full_bytes, fragment_bytes = len(page), len(part)
+                requests_ = [fragment if ep.fragment else full]
+                if ep.fragment:
+                    full_bytes, fragment_bytes = len(part), None
+            if status != 200:
+                print(f"warning: {ep.name} answered HTTP {status}")
+            result = load.run(
+                HOST,
+                server.port,
+                requests_,
+                duration=args.duration,
+                warmup=args.warmup,
+                concurrency=args.concurrency,
+            )
+            rows.append(
+                Row(
+                    endpoint=ep.name,
+                    rps=round(result.rps, 1),
+                    p50_ms=round(result.percentile(50), 2),
+                    p95_ms=round(result.percentile(95), 2),
+                    p99_ms=round(result.percentile(99), 2),
+                    bytes=full_bytes,
+                    fragment_bytes=fragment_bytes,
+                    fraction_of_limit=round(result.rps / limit.rps, 3) if limit.rps else None,
+                    errors=result.errors,
+                    read=ep.read,
+                )
+            )
+            if result.errors:
+                print(f"warning: {ep.name}: {result.errors} failed requests {result.statuses}")
+        memory = max((load.rss_mb(pid) for pid in server.worker_pids()), default=float("nan"))
+    finally:
+        server.stop()
+
+    print_table(rows, limit, memory)
+    write_results(rows, limit, memory, info, args)
+    return 0
+
+
+def _mark(ok: bool) -> str:
+    return " " if ok else "✗"
+
+
+def print_table(rows: list[Row], limit: load.LoadResult, memory: float) -> None:
+    header = (
+        f"{'endpoint':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>9}"
+        f" {'page B':>9} {'htmx B':>8} {'of limit':>9}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    print(
+        f"{'limit (trivial app)':<26} {limit.rps:>8,.0f} {limit.percentile(50):>8.2f}"
+        f" {limit.percentile(95):>8.2f} {limit.percentile(99):>8.2f}  {'':>9} {'':>8} {'1.00':>9}"
+    )
+    for row in rows:
+        fraction = row.fraction_of_limit or 0.0
+        page_ok = row.bytes <= TARGET_PAGE_BYTES or not row.read
+        fragment_ok = row.fragment_bytes is None or row.fragment_bytes <= TARGET_PAGE_BYTES / 3
+        print(
+            f"{row.endpoint:<26} {row.rps:>8,.0f} {row.p50_ms:>8.2f} {row.p95_ms:>8.2f}"
+            f" {row.p99_ms:>8.2f}{_mark(row.p99_ms < TARGET_P99_MS)}"
+            f" {row.bytes:>8,}{_mark(page_ok)}"
+            f" {row.fragment_bytes if row.fragment_bytes is not None else '':>7}"
+            f"{_mark(fragment_ok)}"
+            f" {fraction:>8.1%}{_mark(fraction >= TARGET_FRACTION or not row.read)}"
+        )
+    print(f"\nworker memory (max RSS): {memory:.1f} MB{_mark(memory < TARGET_MEMORY_MB)}")
+    print(
+        f"✗ = misses a target (≥ {TARGET_FRACTION:.0%} of the limit, p99 < {TARGET_P99_MS:g} ms,"
+        f" page ≤ {TARGET_PAGE_BYTES // 1024} KB, fragment ≤ a third of that,"
+        f" memory < {TARGET_MEMORY_MB:g} MB)"
+    )
+
+
+def write_results(rows, limit, memory, info, args) -> None:
+    data = [
+        {
+            "endpoint": "limit",
+            "rps": round(limit.rps, 1),
+            "p50_ms": round(limit.percentile(50), 2),
+            "p95_ms": round(limit.percentile(95), 2),
+            "p99_ms": round(limit.percentile(99), 2),
+            "bytes": 3,
+            "fraction_of_limit": 1.0,
+            "driver_cpu_cores": round(limit.driver_cpu, 2),
+        }
+    ]
+    for row in rows:
+        data.append(
+            {
+                "endpoint": row.endpoint,
+                "rps": row.rps,
+                "p50_ms": row.p50_ms,
+                "p95_ms": row.p95_ms,
+                "p99_ms": row.p99_ms,
+                "bytes": row.bytes,
+                "fragment_bytes": row.fragment_bytes,
+                "fraction_of_limit": row.fraction_of_limit,
+                "errors": row.errors,
+                "worker_rss_mb": round(memory, 1),
+            }
+        )
+    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)} ({info.posts:,} posts, {args.duration:g} s each)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

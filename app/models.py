@@ -138,7 +138,8 @@ class Post(db.Model):
     published_on: Mapped[date | None] = mapped_column(Date)
     reading_minutes: Mapped[int] = mapped_column(Integer, default=0)
     word_count: Mapped[int | None] = mapped_column(Integer)
-    content: Mapped[str | None] = mapped_column(Text)  # sanitized HTML
+    # Sanitized HTML from feeds; can be large and only the post page shows it.
+    content: Mapped[str | None] = mapped_column(Text, deferred=True)
     # Identifies the same post arriving twice without a URL: normalized title + date.
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     source_id: Mapped[int | None] = mapped_column(

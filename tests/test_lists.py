@@ -209,6 +209,17 @@ def test_htmx_post_after_the_session_expired_goes_to_login(client, make_post):
     assert plain.status_code == 302 and plain.location.startswith("/login?next=")
 
 
+def test_a_quick_step_wins_over_the_slider_in_the_same_form(client, reader, make_post):
+    entry = _saved(client, reader, make_post)
+    client.submit(f"/list/{entry.id}/progress", {"progress": "10", "step": "75"}, htmx=True)
+    db.session.refresh(entry)
+    assert entry.progress == 75
+    bad = client.submit(f"/list/{entry.id}/progress", {"progress": "10", "step": "x"}, htmx=True)
+    assert bad.status_code == 422
+    db.session.refresh(entry)
+    assert entry.progress == 75
+
+
 def test_progress_back_to_zero_returns_to_up_next(client, reader, make_post):
     entry = _saved(client, reader, make_post)
     client.submit(f"/list/{entry.id}/progress", {"progress": "100"}, htmx=True)

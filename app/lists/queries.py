@@ -42,7 +42,7 @@ def entries_in_state(user: User, state: str) -> Select[tuple[Entry]]:
     return (
         select(Entry)
         .join(Entry.post)
-        .options(contains_eager(Entry.post))
+        .options(contains_eager(Entry.post).lazyload(Post.topics))  # rows show no topics
         .where(Entry.user_id == user.id, Entry.state == state)
         .order_by(*order)
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
 
 from app import access
 from app.lists import queries, services
@@ -84,7 +85,7 @@ def _toggle_response(post_id: int, entry: object, message: str) -> ResponseRetur
 def update_progress(entry_id: int) -> ResponseReturnValue:
     """Move an entry's progress; its state follows (reading, done)."""
     entry = access.own_entry(current_user, entry_id)
-    form = ProgressForm(request.form)
+    form = ProgressForm(formdata=_progress_formdata())
     if not form.validate():
         error = form.progress.errors[0]
         if wants_fragment():
@@ -97,6 +98,17 @@ def update_progress(entry_id: int) -> ResponseReturnValue:
         flash(_progress_message(entry.progress, entry.post.title), "success")
         return redirect_back("lists.index", state=entry.state)
     return _entry_response(entry)
+
+
+def _progress_formdata() -> MultiDict[str, str]:
+    """The slider sends `progress`; a quick-step button in the same form adds `step`,
+    which is what the reader pressed."""
+    value = request.form.get("step", request.form.get("progress", ""))
+    return (
+        MultiDict({"progress": value})
+        if "progress" in request.form or "step" in request.form
+        else MultiDict()
+    )
 
 
 def _progress_message(progress: int, title: str) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.config import ROOT, load_config
 
@@ -64,7 +65,18 @@ def register_extensions(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` that only matches ids a database column can hold (1 to 2**63 - 1),
+    so an absurd id is a 404 rather than an overflow inside the database driver."""
+
+    def __init__(self, url_map: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, **kwargs)
+
+
 def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = RowIdConverter
     from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
     from app.browse.views import bp as browse_bp

@@ -250,3 +250,14 @@ def test_post_page_lists_related_posts(client, make_post):
     assert "PostgreSQL autovacuum in practice" in related
     assert "Baking sourdough" not in related
     assert "Tuning PostgreSQL autovacuum</a>" not in related  # not itself
+
+
+def test_filter_swap_brings_a_matching_sidebar_and_a_clean_url(client, make_post):
+    make_post(title="Snakes", topics=["python"], author="Ann Lee")
+    response = client.htmx_get("/?topic=python&length=&year=&sort=newest&author=Ann+Lee")
+    html = response.get_data(as_text=True)
+    assert response.headers["HX-Push-Url"] == "/?topic=python&author=Ann+Lee"
+    sidebar = html[html.index('<aside id="browse-sidebar"') :]
+    assert 'hx-swap-oob="true"' in sidebar.split(">", 1)[0]
+    assert '<option value="python" selected>' in sidebar
+    assert 'name="author" value="Ann Lee"' in sidebar  # kept when another filter changes

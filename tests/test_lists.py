@@ -328,3 +328,22 @@ def test_state_changes_without_a_csrf_token_are_refused(client, reader, make_pos
 def test_logout_needs_csrf_too(client, reader):
     assert client.post("/logout").status_code == 400
     assert client.get("/list").status_code == 200
+
+
+def test_the_save_toggle_never_throws_away_progress(client, reader, make_post):
+    entry = _saved(client, reader, make_post, title="Half way")
+    client.submit(f"/list/{entry.id}/progress", {"progress": "60"}, htmx=True)
+    html = client.get("/").get_data(as_text=True)
+    assert "In my list" in html and f"/list/unsave/{entry.post_id}" not in html
+    response = client.submit(f"/list/unsave/{entry.post_id}", htmx=True)  # a crafted POST
+    assert response.status_code == 200
+    db.session.refresh(entry)
+    assert entry.progress == 60 and entry.state == "reading"
+
+
+def test_absurd_ids_are_404_not_500(client, reader):
+    huge = "9" * 30
+    assert client.get(f"/posts/{huge}").status_code == 404
+    assert client.submit(f"/list/save/{huge}", htmx=True).status_code == 404
+    assert client.submit(f"/list/{huge}/progress", {"progress": "5"}).status_code == 404
+    assert client.get("/posts/0").status_code == 404

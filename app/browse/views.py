@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import Markup
@@ -29,7 +29,8 @@ def index() -> ResponseReturnValue:
         current_user, filters, common_topic=facets.is_common_topic(filters.topic)
     )
     page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
-    return render(
+    fragment = wants_fragment()
+    response = render(
         "browse/index.html",
         "browse/partials/results.html",
         filters=filters,
@@ -37,14 +38,18 @@ def index() -> ResponseReturnValue:
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
         names=queries.facet_label(facets, filters),
         lengths=LENGTHS,
-        sidebar=None if wants_fragment() else _sidebar(facets, filters.with_changes(page=1)),
+        sidebar=_sidebar(facets, filters.with_changes(page=1), oob=fragment),
     )
+    if fragment:  # the address bar shows the filters that apply, without empty ones
+        response.headers["HX-Push-Url"] = url_for("browse.index", **filters.to_args())
+    return response
 
 
-@lru_cache(maxsize=256)
-def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
+@lru_cache(maxsize=512)
+def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters, *, oob: bool) -> Markup:
     """The sidebar's HTML for these facet counts and filters (both immutable, so they
-    key the cache; new counts are a new `facets` object and miss it)."""
+    key the cache; new counts are a new `facets` object and miss it). Sent out of band
+    with each results swap, so its controls and links always match the results."""
     return Markup(  # noqa: S704 - our own template's output, escaped by Jinja
         render_template(
             "browse/partials/sidebar.html",
@@ -52,6 +57,7 @@ def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
             filters=filters,
             lengths=LENGTHS,
             sorts=SORTS,
+            oob=oob,
         )
     )
 

@@ -54,10 +54,21 @@ def save_post(user: User, post_id: int) -> Entry:
 
 
 def unsave_post(user: User, post_id: int) -> None:
-    """Take a post off the reader's list. Its reading history stays for the statistics."""
+    """Take a not-yet-started post off the reader's list (the Save toggle's undo).
+
+    A started, finished or archived entry stays: the toggle must never lose a reader's
+    place. Removing those is `remove_entry`, from the list itself.
+    """
     with write_transaction():
         access.visible_post(user, post_id)
-        db.session.execute(delete(Entry).where(Entry.user_id == user.id, Entry.post_id == post_id))
+        db.session.execute(
+            delete(Entry).where(
+                Entry.user_id == user.id,
+                Entry.post_id == post_id,
+                Entry.state == EntryState.SAVED.value,
+                Entry.progress == 0,
+            )
+        )
 
 
 def remove_entry(user: User, entry_id: int) -> Post:

@@ -65,6 +65,9 @@ def save(post_id: int) -> ResponseReturnValue:
 def unsave(post_id: int) -> ResponseReturnValue:
     """Take a post off the list from anywhere the Save toggle shows."""
     services.unsave_post(current_user, post_id)
+    entry = queries.entry_for_post(current_user, post_id)
+    if entry is not None:  # started or finished: kept, see unsave_post
+        return _toggle_response(post_id, entry, "You've started this one; remove it from My list.")
     return _toggle_response(post_id, None, "Removed from your list.")
 
 

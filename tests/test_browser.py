@@ -348,12 +348,20 @@ def test_progress_quick_steps_slider_and_done(pages: Pages, live: Live):
     mark(page)
 
     row.get_by_role("button", name="50 %", exact=True).click()
-    expect(row.locator(".state-badge")).to_have_text("Reading")
-    expect(row.locator(".progress-text")).to_contain_text("50 % read")
+    # It left "Up next": the row becomes a note pointing at its new tab, and keeps focus.
+    expect(row).to_contain_text("moved to Reading")
+    expect(row.get_by_role("link", name="Reading")).to_be_focused()
+    expect(page.locator("#flashes")).to_contain_text("is at 50 %")
     expect(page.locator("#tab-count-reading")).to_have_text("1")
     expect(page.locator("#tab-count-saved")).to_have_text("0")
-    expect(row.get_by_role("button", name="25 %", exact=True)).to_have_count(0)
     assert live.entry(post_id) == ("reading", 50)
+
+    row.get_by_role("link", name="Reading").click()
+    expect(page).to_have_url(re.compile(r"/list\?state=reading$"))
+    expect(row.locator(".state-badge")).to_have_text("Reading")
+    expect(row.locator(".progress-text")).to_contain_text("50 % read")
+    expect(row.get_by_role("button", name="25 %", exact=True)).to_have_count(0)
+    mark(page)
 
     slider = row.get_by_role("slider", name="Progress")
     expect(slider).to_have_value("50")
@@ -371,8 +379,7 @@ def test_progress_quick_steps_slider_and_done(pages: Pages, live: Live):
     assert live.entry(post_id) == ("reading", 80)
 
     row.get_by_role("button", name="Mark done").click()
-    expect(row.locator(".state-badge")).to_have_text("Done")
-    expect(row.locator(".progress-text")).to_contain_text("Finished")
+    expect(row).to_contain_text("moved to Done")
     expect(page.locator("#tab-count-done")).to_have_text("1")
     expect(page.locator("#tab-count-reading")).to_have_text("0")
     expect(page.locator("#list-count")).to_have_text(list_count(0))
@@ -399,8 +406,10 @@ def test_remove_from_list_swaps_row_and_decrements_counter(pages: Pages, live: L
 
     title = live.title(first)
     page.locator("article.entry", has_text=title).get_by_role("button", name="Remove").click()
-    expect(page.locator(f"#entry-{entry_id}")).to_have_count(0)
-    expect(page.get_by_text("Removed from your list.")).to_be_visible()
+    note = page.locator(f"#entry-{entry_id}")
+    expect(note).to_have_text("Removed from your list.")
+    expect(note).to_be_focused()  # focus stays where the row was
+    expect(note.get_by_role("button")).to_have_count(0)
     expect(page.locator("#list-count")).to_have_text(list_count(1))
     expect(page.locator("#tab-count-saved")).to_have_text("1")
     expect(page.get_by_role("link", name=live.title(second))).to_be_visible()

@@ -163,8 +163,9 @@ def test_expired_session_on_an_htmx_post_redirects_to_login(client, make_post):
 
 def test_progress_moves_state_and_records_activity(client, reader, make_post):
     entry = _saved(client, reader, make_post, reading_minutes=10)
+    on_reading_tab = {"HX-Current-URL": "http://localhost/list?state=reading"}
     response = client.submit(
-        f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True, headers=FROM_LIST
+        f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True, headers=on_reading_tab
     )
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -218,6 +219,18 @@ def test_a_quick_step_wins_over_the_slider_in_the_same_form(client, reader, make
     assert bad.status_code == 422
     db.session.refresh(entry)
     assert entry.progress == 75
+
+
+def test_an_entry_leaving_the_open_tab_becomes_a_note(client, reader, make_post):
+    entry = _saved(client, reader, make_post, title="Moving on")
+    response = client.submit(
+        f"/list/{entry.id}/progress", {"progress": "100"}, htmx=True, headers=FROM_LIST
+    )
+    html = response.get_data(as_text=True)
+    assert html.startswith(f'<p class="entry-note" id="entry-{entry.id}"')
+    assert "“Moving on” moved to <a href=\"/list?state=done\">Done</a>" in html
+    assert 'id="tab-count-done" hx-swap-oob="true">1<' in html
+    assert "Done: “Moving on”." in html  # announced in #flashes, out of band
 
 
 def test_progress_back_to_zero_returns_to_up_next(client, reader, make_post):

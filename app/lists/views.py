@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
@@ -10,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 from app import access
 from app.lists import queries, services
 from app.lists.forms import ProgressForm
-from app.models import EntryState
+from app.models import Entry, EntryState
 from app.pagination import paginate
 from app.templating import htmx_from, redirect_back, render, render_fragment, wants_fragment
 
@@ -97,8 +99,8 @@ def update_progress(entry_id: int) -> ResponseReturnValue:
         context.update(error_entry_id=entry.id, error=error)
         return render("lists/index.html", "lists/partials/tab.html", 422, **context)
     entry = services.update_progress(current_user, entry_id, form.progress.data)
+    flash(_progress_message(entry.progress, entry.post.title), "success")
     if not wants_fragment():
-        flash(_progress_message(entry.progress, entry.post.title), "success")
         return redirect_back("lists.index", state=entry.state)
     return _entry_response(entry)
 
@@ -126,8 +128,9 @@ def archive(entry_id: int) -> ResponseReturnValue:
     """Archive an entry, or bring it back with `archived=0`."""
     archived = request.form.get("archived", "1") != "0"
     entry = services.set_archived(current_user, entry_id, archived)
+    title = entry.post.title
+    flash(f"Archived “{title}”." if archived else f"“{title}” is back on your list.", "success")
     if not wants_fragment():
-        flash("Archived." if archived else "Back on your list.", "success")
         return redirect_back("lists.index")
     return _entry_response(entry)
 
@@ -137,27 +140,40 @@ def archive(entry_id: int) -> ResponseReturnValue:
 def remove(entry_id: int) -> ResponseReturnValue:
     """Remove an entry from the list; htmx removes its row."""
     post = services.remove_entry(current_user, entry_id)
+    flash(f"Removed “{post.title}” from your list.", "success")
     if not wants_fragment():
-        flash(f"Removed “{post.title}” from your list.", "success")
         return redirect_back("lists.index")
     response = render_fragment(
         "lists/partials/removed.html",
+        entry_id=entry_id,
         summary=queries.list_summary(current_user) if htmx_from("lists.index") else None,
     )
     response.headers["HX-Trigger"] = "list-changed"
     return response
 
 
-def _entry_response(entry: object) -> ResponseReturnValue:
+def _entry_response(entry: Entry) -> ResponseReturnValue:
+    """The updated row; on the list, a row whose state left the open tab becomes a
+    short 'moved to …' note, and the tab counts update out of band."""
     on_list_page = htmx_from("lists.index")
+    summary = queries.list_summary(current_user) if on_list_page else None
+    moved = on_list_page and entry.state != _tab_of_current_page()
     response = render_fragment(
-        "lists/partials/entry.html",
+        "lists/partials/moved.html" if moved else "lists/partials/entry.html",
         entry=entry,
-        summary=queries.list_summary(current_user) if on_list_page else None,
+        summary=summary,
         with_counters=True,
+        tabs=dict(queries.TABS),
     )
     response.headers["HX-Trigger"] = "list-changed"
     return response
+
+
+def _tab_of_current_page() -> str:
+    """The tab the reader is looking at, from htmx's HX-Current-URL."""
+    query = parse_qs(urlsplit(request.headers.get("HX-Current-URL", "")).query)
+    state = query.get("state", [EntryState.SAVED.value])[0]
+    return state if state in dict(queries.TABS) else EntryState.SAVED.value
 
 
 @bp.get("/post/<int:post_id>")

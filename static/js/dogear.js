@@ -38,25 +38,26 @@ document.addEventListener("htmx:sendError", () => {
 });
 
 // Keep keyboard focus after a swap: when the focused control was replaced, focus the
-// same control in the new content (by id), else the first control of the new region.
+// same control in the new content (by id); else the region's preferred control
+// (data-focus-fallback), its first control, or the region itself when it is a note.
 let focusedId = null;
 let focusedRegionId = null;
 document.addEventListener("htmx:beforeSwap", () => {
   const active = document.activeElement;
   if (!(active instanceof HTMLElement) || active === document.body) return;
   focusedId = active.id || null;
-  const region = active.closest("[id]");
+  const region = active.parentElement && active.parentElement.closest("[id]");
   focusedRegionId = region ? region.id : null;
 });
 document.addEventListener("htmx:afterSettle", () => {
   if (document.activeElement && document.activeElement !== document.body) return;
-  const again = (focusedId && document.getElementById(focusedId)) ||
-    (focusedRegionId && document.getElementById(focusedRegionId));
-  if (again instanceof HTMLElement) {
-    const control = again.matches("a, button, input, select, textarea")
-      ? again
-      : again.querySelector("a, button, input, select, textarea");
-    if (control instanceof HTMLElement) control.focus();
+  const same = focusedId && document.getElementById(focusedId);
+  const region = focusedRegionId && document.getElementById(focusedRegionId);
+  let target = same || null;
+  if (!target && region) {
+    target = region.querySelector("[data-focus-fallback]") ||
+      region.querySelector("a, button, input, select, textarea") ||
+      (region.hasAttribute("tabindex") ? region : null);
   }
-  focusedId = focusedRegionId = null;
+  if (target instanceof HTMLElement) target.focus();
 });

@@ -258,3 +258,20 @@ def test_login_is_throttled(tmp_path, migrated_db):
         )
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_disabled_account_is_told_so_only_with_the_right_password(client, make_user):
+    make_user("gone@example.com", is_disabled=True)
+    wrong = sign_in(client, "gone@example.com", "not the password")
+    assert "Email or password is not correct." in wrong.get_data(as_text=True)
+    right = sign_in(client, "gone@example.com")
+    assert right.status_code == 422
+    assert "This account is disabled" in right.get_data(as_text=True)
+
+
+def test_long_passwords_get_a_clear_message_and_no_silent_cut(client, reader):
+    long = "x" * 300
+    response = client.submit("/account", {"current": PASSWORD, "password": long, "confirm": long})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "Use at most 256 characters." in html and "maxlength" not in html

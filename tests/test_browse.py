@@ -261,3 +261,9 @@ def test_filter_swap_brings_a_matching_sidebar_and_a_clean_url(client, make_post
     assert 'hx-swap-oob="true"' in sidebar.split(">", 1)[0]
     assert '<option value="python" selected>' in sidebar
     assert 'name="author" value="Ann Lee"' in sidebar  # kept when another filter changes
+
+
+def test_a_page_past_the_end_offers_the_first_page(client, make_post):
+    make_post(title="Only one", topics=["rust"])
+    html = client.get("/?topic=rust&page=9").get_data(as_text=True)
+    assert "This page is past the end" in html and 'href="/?topic=rust"' in html

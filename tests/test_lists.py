@@ -228,7 +228,7 @@ def test_an_entry_leaving_the_open_tab_becomes_a_note(client, reader, make_post)
     )
     html = response.get_data(as_text=True)
     assert html.startswith(f'<p class="entry-note" id="entry-{entry.id}"')
-    assert "“Moving on” moved to <a href=\"/list?state=done\">Done</a>" in html
+    assert '“Moving on” moved to <a href="/list?state=done">Done</a>' in html
     assert 'id="tab-count-done" hx-swap-oob="true">1<' in html
     assert "Done: “Moving on”." in html  # announced in #flashes, out of band
 

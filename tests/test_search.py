@@ -410,7 +410,7 @@ def test_htmx_gets_the_results_fragment(client, corpus):
     html = response.get_data(as_text=True)
     assert "<html" not in html and "search-form" not in html
     assert '<div id="search-results"' in html
-    assert 'id="search-status"' in html and 'hx-swap-oob="true"' in html
+    assert 'id="search-status"' in html and 'hx-swap-oob="innerHTML"' in html
     assert set(titles(response)) == {"Running the event loop", "Loop over events in JavaScript"}
     assert "HX-Request" in response.headers["Vary"]
 

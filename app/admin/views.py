@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
@@ -9,6 +11,7 @@ from flask_login import current_user, login_required
 from app.admin import services
 from app.admin.forms import CreateUserForm, RegistrationForm
 from app.auth.services import AccountError, create_user, registration_mode
+from app.models import User
 from app.templating import render
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -65,28 +68,32 @@ def create() -> ResponseReturnValue:
 @bp.post("/users/<int:user_id>/admin")
 def set_admin(user_id: int) -> ResponseReturnValue:
     """Make or unmake an admin (never the last one)."""
+    make_admin = request.form.get("is_admin") == "1"
     return _change(
-        lambda: services.set_admin(current_user, user_id, request.form.get("is_admin") == "1")
+        lambda: services.set_admin(current_user, user_id, make_admin),
+        "{} is now an admin." if make_admin else "{} is no longer an admin.",
     )
 
 
 @bp.post("/users/<int:user_id>/disabled")
 def set_disabled(user_id: int) -> ResponseReturnValue:
     """Disable an account (signed out at once) or enable it again."""
+    disable = request.form.get("disabled") == "1"
     return _change(
-        lambda: services.set_disabled(current_user, user_id, request.form.get("disabled") == "1")
+        lambda: services.set_disabled(current_user, user_id, disable),
+        "{} is disabled and was signed out everywhere." if disable else "{} can sign in again.",
     )
 
 
-def _change(action: object) -> ResponseReturnValue:
+def _change(action: Callable[[], User], message: str) -> ResponseReturnValue:
     try:
-        user = action()  # type: ignore[operator]
+        user = action()
     except LookupError:
         abort(404)
     except AccountError as error:
         flash(str(error), "error")
     else:
-        flash(f"Updated {user.email}.", "success")
+        flash(message.format(user.email), "success")
     return redirect(url_for("admin.users"), code=303)
 
 

@@ -1,11 +1,24 @@
 """Account forms. Flask-WTF adds the CSRF token and validates on the server."""
 
+from collections.abc import Callable
+
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms import BooleanField, EmailField, Field, Form, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+
+
+def _at_most(limit: int) -> Callable[[Form, Field], None]:
+    """A length limit checked on the server only. WTForms' Length would also render
+    `maxlength`, and a browser then silently cuts a pasted password short."""
+
+    def check(form: Form, field: Field) -> None:
+        if field.data and len(field.data) > limit:
+            raise ValidationError(f"Use at most {limit} characters.")
+
+    return check
 
 
 def _new_password(label: str = "Password") -> PasswordField:
@@ -13,11 +26,8 @@ def _new_password(label: str = "Password") -> PasswordField:
         label,
         validators=[
             DataRequired(),
-            Length(
-                min=MIN_PASSWORD,
-                max=MAX_PASSWORD,
-                message=f"Use at least {MIN_PASSWORD} characters.",
-            ),
+            Length(min=MIN_PASSWORD, message=f"Use at least {MIN_PASSWORD} characters."),
+            _at_most(MAX_PASSWORD),
         ],
     )
 
@@ -37,7 +47,7 @@ def _email() -> EmailField:
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=MAX_PASSWORD)])
+    password = PasswordField("Password", validators=[DataRequired(), _at_most(MAX_PASSWORD)])
     remember = BooleanField("Keep me signed in on this device")
     next = HiddenField()
 
@@ -54,7 +64,9 @@ class AccountForm(FlaskForm):
 
 
 class PasswordForm(FlaskForm):
-    current = PasswordField("Current password", validators=[DataRequired(), Length(max=256)])
+    current = PasswordField(
+        "Current password", validators=[DataRequired(), _at_most(MAX_PASSWORD)]
+    )
     password = _new_password("New password")
     confirm = PasswordField(
         "Repeat new password",

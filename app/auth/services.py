@@ -52,14 +52,24 @@ def _add_user(email: str, password: str, *, is_admin: bool) -> User:
     return user
 
 
+class AccountDisabled(AccountError):
+    """Right credentials, but an admin disabled the account."""
+
+
 def authenticate(email: str, password: str) -> User | None:
-    """The active user with these credentials, or None (one answer for every failure)."""
+    """The active user with these credentials, or None: unknown email and wrong
+    password get the same answer. Only someone who knows the password learns that
+    the account is disabled (AccountDisabled)."""
     user = find_user_by_email(email)
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         return None
-    if not check_password_hash(user.password_hash, password) or user.is_disabled:
+    if not check_password_hash(user.password_hash, password):
         return None
+    if user.is_disabled:
+        raise AccountDisabled(
+            "This account is disabled. Ask an admin of this Dogear to enable it."
+        )
     return user
 
 

@@ -45,11 +45,16 @@ def login() -> ResponseReturnValue:
     form = LoginForm(next=request.args.get("next", ""))
     status = 200
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data or "", form.password.data or "")
-        if user is not None:
-            _sign_in(user, remember=bool(form.remember.data))
-            return redirect(safe_next_url(form.next.data) or url_for("browse.index"), code=303)
-        form.password.errors.append("Email or password is not correct.")
+        try:
+            user = services.authenticate(form.email.data or "", form.password.data or "")
+        except services.AccountDisabled as error:
+            form.email.errors.append(str(error))
+        else:
+            if user is not None:
+                _sign_in(user, remember=bool(form.remember.data))
+                target = safe_next_url(form.next.data) or url_for("browse.index")
+                return redirect(target, code=303)
+            form.password.errors.append("Email or password is not correct.")
         status = 422
     elif form.is_submitted():
         status = 422

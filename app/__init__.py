@@ -45,7 +45,10 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from app import auth
+    from app import (
+        auth,
+        ratelimit,  # noqa: F401 - registers the dogear+db:// rate-limit storage
+    )
     from app import db as database
     from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
 

@@ -23,7 +23,7 @@ class Defaults:
     POSTS_PER_PAGE = 20
     FACETS_MAX_AGE = 60  # seconds a worker reuses the catalog's facet counts
     SQLITE_BUSY_TIMEOUT_MS = 5000
-    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STORAGE_URI = "dogear+db://"  # shared by all workers; see app/ratelimit.py
     RATELIMIT_LOGIN = "10 per minute"
     RATELIMIT_HEADERS_ENABLED = False
     SESSION_COOKIE_SECURE: bool | None = None  # None: secure in production only

@@ -64,10 +64,21 @@ def write_transaction() -> Iterator[None]:
         _immediate.reset(token)
 
 
+@contextmanager
+def immediate_connection() -> Iterator[Any]:
+    """A connection of its own in a short write transaction, outside the request's
+    session (for bookkeeping such as rate-limit counters)."""
+    token = _immediate.set(True)
+    try:
+        with db.engine.begin() as connection:
+            yield connection
+    finally:
+        _immediate.reset(token)
+
+
 def insert_ignoring_conflicts(table: Any, values: dict[str, Any], *keys: str) -> Insert:
     """`INSERT ... ON CONFLICT (keys) DO NOTHING` for the current dialect."""
-    dialect = db.session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite
+    module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return module.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
 
 

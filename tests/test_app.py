@@ -150,3 +150,16 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path):
         ).scalar()
         assert triggers >= 3
         db.engine.dispose()
+
+
+def test_rate_limit_counters_expire_with_their_window(app, monkeypatch):
+    import app.ratelimit as ratelimit
+
+    storage = ratelimit.DatabaseStorage()
+    now = [1_000_000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: now[0])
+    assert [storage.incr("k", 60) for _ in range(2)] == [1, 2]
+    assert storage.get_expiry("k") == 1_000_060.0
+    now[0] += 61  # the window ended: the count starts again
+    assert storage.get("k") == 0
+    assert storage.incr("k", 60) == 1

@@ -242,20 +242,27 @@ def test_disabled_user_is_signed_out_and_cannot_sign_in(app: Flask, make_user):
     assert response.status_code == 422
 
 
-def test_login_is_throttled(tmp_path, migrated_db):
+def test_login_throttling_holds_across_workers(tmp_path, migrated_db):
+    """The counters live in the database, not in one worker's memory: a second app
+    (as a second gunicorn worker would be) sees the attempts made through the first."""
     import shutil
 
     from tests.conftest import make_app
 
     shutil.copy(migrated_db, tmp_path / "test.db")
-    app = make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
-    with app.app_context():
-        client = app.test_client()
-        statuses = [sign_in(client, "x@example.com", "wrong").status_code for _ in range(4)]
-        assert statuses == [422, 422, 422, 429]
-        assert "Too many attempts" in sign_in(client, "x@example.com", "wrong").get_data(
-            as_text=True
-        )
+    limits = {"RATELIMIT_ENABLED": True, "RATELIMIT_LOGIN": "3 per minute"}
+    first = make_app(tmp_path, **limits)
+    with first.app_context():
+        client = first.test_client()
+        statuses = [sign_in(client, "x@example.com", "wrong").status_code for _ in range(3)]
+        assert statuses == [422, 422, 422]
+        db.session.remove()
+        db.engine.dispose()
+    second = make_app(tmp_path, **limits)
+    with second.app_context():
+        response = sign_in(second.test_client(), "x@example.com", "wrong")
+        assert response.status_code == 429
+        assert "Too many attempts" in response.get_data(as_text=True)
         db.session.remove()
         db.engine.dispose()
 

@@ -107,3 +107,14 @@ def test_concurrent_saves_give_one_entry_on_postgres(pg_app):
 
     assert run_concurrently(pg_app, save) == []
     assert db.session.scalar(select(func.count()).select_from(Entry)) == 1
+
+
+def test_rate_limit_counters_work_on_postgres(pg_app):
+    from app.ratelimit import DatabaseStorage
+
+    storage = DatabaseStorage()
+    assert storage.check()
+    assert [storage.incr("login/1.2.3.4", 60) for _ in range(3)] == [1, 2, 3]
+    assert storage.get("login/1.2.3.4") == 3
+    storage.clear("login/1.2.3.4")
+    assert storage.get("login/1.2.3.4") == 0

@@ -336,6 +336,30 @@ def test_topic_filter_swaps_results_pushes_url_and_back_restores(pages: Pages, l
     pages.assert_clean()
 
 
+def test_filters_combine_across_swaps_and_survive_back(pages: Pages, live: Live):
+    """Topic, then an author button, then a length: each swap keeps the others, and
+    going back shows controls that match the results."""
+    page = pages.open()
+    page.goto("/")
+    mark(page)
+    page.get_by_label("Topic", exact=True).select_option("python")
+    expect(page).to_have_url(re.compile(r"/\?topic=python$"))
+    author = page.locator(".author-facets button").first
+    name = author.locator("span").first.inner_text()
+    author.click()
+    expect(page.locator("#browse-results .active-filters")).to_contain_text(f"by {name}")
+    expect(page.locator("#filter-author")).to_have_value(name)
+    page.get_by_label("Long").check()
+    expect(page).to_have_url(re.compile(r"topic=python.*length=long|length=long.*topic=python"))
+    expect(page.locator("#browse-results .active-filters")).to_contain_text(f"by {name}")
+    assert_no_reload(page)
+    page.go_back()
+    expect(page.locator("#browse-results .active-filters")).not_to_contain_text("Long")
+    expect(page.get_by_label("Topic", exact=True)).to_have_value("python")
+    expect(page.get_by_label("Any", exact=True)).to_be_checked()
+    pages.assert_clean()
+
+
 def test_progress_quick_steps_slider_and_done(pages: Pages, live: Live):
     post_id = live.post_ids()[0]
     entry_id = live.save(post_id)

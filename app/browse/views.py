@@ -38,18 +38,17 @@ def index() -> ResponseReturnValue:
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
         names=queries.facet_label(facets, filters),
         lengths=LENGTHS,
-        sidebar=_sidebar(facets, filters.with_changes(page=1), oob=fragment),
+        sidebar=None if fragment else _sidebar(facets, filters.with_changes(page=1)),
     )
     if fragment:  # the address bar shows the filters that apply, without empty ones
         response.headers["HX-Push-Url"] = url_for("browse.index", **filters.to_args())
     return response
 
 
-@lru_cache(maxsize=512)
-def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters, *, oob: bool) -> Markup:
+@lru_cache(maxsize=256)
+def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
     """The sidebar's HTML for these facet counts and filters (both immutable, so they
-    key the cache; new counts are a new `facets` object and miss it). Sent out of band
-    with each results swap, so its controls and links always match the results."""
+    key the cache; new counts are a new `facets` object and miss it)."""
     return Markup(  # noqa: S704 - our own template's output, escaped by Jinja
         render_template(
             "browse/partials/sidebar.html",
@@ -57,7 +56,6 @@ def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters, *, oob: bool
             filters=filters,
             lengths=LENGTHS,
             sorts=SORTS,
-            oob=oob,
         )
     )
 

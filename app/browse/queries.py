@@ -93,7 +93,7 @@ class CatalogFacets:
         return count * 50 >= self.total > 0
 
 
-TOP_AUTHORS = 12
+TOP_AUTHORS = 8
 _facets_cache: dict[str, tuple[float, CatalogFacets]] = {}
 
 

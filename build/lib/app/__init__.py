@@ -1,0 +1,115 @@
+"""Dogear: a self-hosted, multi-user reading list."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import IntegerConverter
+
+from app.config import ROOT, load_config
+
+__all__ = ["create_app"]
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app. `templates/`, `static/` and `instance/` sit beside `app/`."""
+    instance_path = Path(os.environ.get("DOGEAR_INSTANCE_PATH", ROOT / "instance")).resolve()
+    if test_config and "INSTANCE_PATH" in test_config:
+        instance_path = Path(test_config["INSTANCE_PATH"])
+    instance_path.mkdir(parents=True, exist_ok=True)
+    app = Flask(
+        __name__,
+        instance_path=str(instance_path),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    load_config(app, test_config)
+    register_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    register_template_helpers(app)
+    register_commands(app)
+    return app
+
+
+def register_logging(app: Flask) -> None:
+    if not app.debug and not app.testing:
+        app.logger.setLevel(logging.INFO)
+
+
+def register_extensions(app: Flask) -> None:
+    from app import (
+        auth,
+        ratelimit,  # noqa: F401 - registers the dogear+db:// rate-limit storage
+    )
+    from app import db as database
+    from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    auth.configure_login(login_manager)
+    with app.app_context():
+        database.configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    if app.config["PROXY_FIX"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(app.config["PROXY_FIX"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` that only matches ids a database column can hold (1 to 2**63 - 1),
+    so an absurd id is a 404 rather than an overflow inside the database driver."""
+
+    def __init__(self, url_map: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, **kwargs)
+
+
+def register_blueprints(app: Flask) -> None:
+    app.url_map.converters["int"] = RowIdConverter
+    from app.admin.views import bp as admin_bp
+    from app.auth.views import bp as auth_bp
+    from app.browse.views import bp as browse_bp
+    from app.health import bp as health_bp
+    from app.lists.views import bp as lists_bp
+    from app.search.views import bp as search_bp
+
+    for bp in (browse_bp, search_bp, lists_bp, auth_bp, admin_bp, health_bp):
+        app.register_blueprint(bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from app.errors import register
+
+    register(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from app.security import set_security_headers
+
+    app.after_request(set_security_headers)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from app.templating import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

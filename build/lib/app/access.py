@@ -1,0 +1,35 @@
+"""Who may see what, in one place. Rows that aren't yours are a 404, never a 403,
+so nobody learns that another reader's entry exists."""
+
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import ColumnElement, or_, select
+
+from app.extensions import db
+from app.models import Entry, Post, User
+
+
+def visible_posts_clause(user: User | None) -> ColumnElement[bool]:
+    """Posts a reader may see: the shared catalog plus their own private posts."""
+    if user is None or not user.is_authenticated:
+        return Post.owner_id.is_(None)
+    return or_(Post.owner_id.is_(None), Post.owner_id == user.id)
+
+
+def visible_post(user: User | None, post_id: int) -> Post:
+    post = db.session.scalar(select(Post).where(Post.id == post_id, visible_posts_clause(user)))
+    if post is None:
+        abort(404)
+    return post
+
+
+def own_entry(user: User, entry_id: int, *, for_update: bool = False) -> Entry:
+    """The reader's own entry, or 404 (another reader's entry looks like no entry)."""
+    stmt = select(Entry).where(Entry.id == entry_id, Entry.user_id == user.id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    entry = db.session.scalar(stmt)
+    if entry is None:
+        abort(404)
+    return entry

@@ -1,0 +1,1 @@
+"""Admin: accounts and site settings. Readers get 403."""

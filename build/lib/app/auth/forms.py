@@ -1,0 +1,74 @@
+"""Account forms. Flask-WTF adds the CSRF token and validates on the server."""
+
+from collections.abc import Callable
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, Field, Form, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, ValidationError
+
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+
+
+def _at_most(limit: int) -> Callable[[Form, Field], None]:
+    """A length limit checked on the server only. WTForms' Length would also render
+    `maxlength`, and a browser then silently cuts a pasted password short."""
+
+    def check(form: Form, field: Field) -> None:
+        if field.data and len(field.data) > limit:
+            raise ValidationError(f"Use at most {limit} characters.")
+
+    return check
+
+
+def _new_password(label: str = "Password") -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired(),
+            Length(min=MIN_PASSWORD, message=f"Use at least {MIN_PASSWORD} characters."),
+            _at_most(MAX_PASSWORD),
+        ],
+    )
+
+
+def _email() -> EmailField:
+    return EmailField(
+        "Email",
+        validators=[
+            DataRequired(),
+            Length(max=254),
+            Email(
+                message="Enter an email address like name@example.com.", check_deliverability=False
+            ),
+        ],
+    )
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=254)])
+    password = PasswordField("Password", validators=[DataRequired(), _at_most(MAX_PASSWORD)])
+    remember = BooleanField("Keep me signed in on this device")
+    next = HiddenField()
+
+
+class AccountForm(FlaskForm):
+    """A new account: registration, first-run set-up."""
+
+    email = _email()
+    password = _new_password()
+    confirm = PasswordField(
+        "Repeat password",
+        validators=[DataRequired(), EqualTo("password", "The passwords differ.")],
+    )
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField(
+        "Current password", validators=[DataRequired(), _at_most(MAX_PASSWORD)]
+    )
+    password = _new_password("New password")
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", "The passwords differ.")],
+    )

@@ -1,0 +1,1 @@
+"""Browse: the shared catalog and the post page."""

@@ -1,0 +1,69 @@
+"""Browse the catalog and read about one post."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from markupsafe import Markup
+
+from app import access
+from app.browse import queries
+from app.browse.filters import LENGTHS, SORTS, BrowseFilters
+from app.lists.queries import entries_for_posts, entry_for_post
+from app.pagination import paginate
+from app.search.engine import related_posts
+from app.templating import render, wants_fragment
+
+bp = Blueprint("browse", __name__)
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """The catalog, newest first, with topic and length filters and sorting."""
+    filters = BrowseFilters.from_args(request.args)
+    facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
+    posts = queries.catalog_posts(
+        current_user, filters, common_topic=facets.is_common_topic(filters.topic)
+    )
+    page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
+    fragment = wants_fragment()
+    response = render(
+        "browse/index.html",
+        "browse/partials/results.html",
+        filters=filters,
+        page=page,
+        entries=entries_for_posts(current_user, (post.id for post in page.items)),
+        names=queries.facet_label(facets, filters),
+        lengths=LENGTHS,
+        sidebar=None if fragment else _sidebar(facets, filters.with_changes(page=1)),
+    )
+    if fragment:  # the address bar shows the filters that apply, without empty ones
+        response.headers["HX-Push-Url"] = url_for("browse.index", **filters.to_args())
+    return response
+
+
+@lru_cache(maxsize=256)
+def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
+    """The sidebar's HTML for these facet counts and filters (both immutable, so they
+    key the cache; new counts are a new `facets` object and miss it)."""
+    return Markup(  # noqa: S704 - our own template's output, escaped by Jinja
+        render_template(
+            "browse/partials/sidebar.html",
+            facets=facets,
+            filters=filters,
+            lengths=LENGTHS,
+            sorts=SORTS,
+        )
+    )
+
+
+@bp.get("/posts/<int:post_id>")
+def post(post_id: int) -> ResponseReturnValue:
+    """One post: its details and, for a signed-in reader, their controls."""
+    post = access.visible_post(current_user, post_id)
+    entry = entry_for_post(current_user, post_id) if current_user.is_authenticated else None
+    related = related_posts(post, 5, user=current_user)
+    return render("browse/post.html", "browse/post.html", post=post, entry=entry, related=related)

@@ -1,0 +1,1 @@
+"""The shared catalog: reading listing files, assigning topics and importing posts."""

@@ -1,0 +1,1 @@
+"""My list: each reader's queue of saved posts and their progress."""

@@ -1,0 +1,91 @@
+"""Reads of a reader's list. Every function takes the reader explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import contains_eager
+
+from app.extensions import db
+from app.models import Entry, EntryState, Post, User
+
+OPEN_STATES = (EntryState.SAVED.value, EntryState.READING.value)
+TABS = (
+    (EntryState.SAVED.value, "Up next"),
+    (EntryState.READING.value, "Reading"),
+    (EntryState.DONE.value, "Done"),
+    (EntryState.ARCHIVED.value, "Archived"),
+)
+
+
+def count_open_entries(user: User) -> int:
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Entry)
+            .where(Entry.user_id == user.id, Entry.state.in_(OPEN_STATES))
+        )
+        or 0
+    )
+
+
+def entries_in_state(user: User, state: str) -> Select[tuple[Entry]]:
+    """One tab of the list, in the order that tab reads best."""
+    order = {
+        EntryState.SAVED.value: (Entry.position, Entry.id),
+        EntryState.READING.value: (Entry.touched_at.desc(), Entry.id.desc()),
+        EntryState.DONE.value: (Entry.finished_at.desc(), Entry.id.desc()),
+        EntryState.ARCHIVED.value: (Entry.touched_at.desc(), Entry.id.desc()),
+    }[state]
+    return (
+        select(Entry)
+        .join(Entry.post)
+        .options(contains_eager(Entry.post).lazyload(Post.topics))  # rows show no topics
+        .where(Entry.user_id == user.id, Entry.state == state)
+        .order_by(*order)
+    )
+
+
+@dataclass(frozen=True)
+class ListSummary:
+    """Counts per tab and the time left on everything not yet done."""
+
+    counts: dict[str, int]
+    minutes_left: int
+
+
+def list_summary(user: User) -> ListSummary:
+    rows = db.session.execute(
+        select(
+            Entry.state,
+            func.count(),
+            func.sum(Post.reading_minutes * (100 - Entry.progress)),
+        )
+        .join(Entry.post)
+        .where(Entry.user_id == user.id)
+        .group_by(Entry.state)
+    ).all()
+    counts = {state: 0 for state, _ in TABS}
+    minutes_left = 0
+    for state, count, left in rows:
+        counts[state] = count
+        if state in OPEN_STATES:
+            minutes_left += int(left or 0)
+    return ListSummary(counts=counts, minutes_left=-(-minutes_left // 100))
+
+
+def entries_for_posts(user: User | None, post_ids: Iterable[int]) -> dict[int, Entry]:
+    """The reader's entries for these posts, by post id: one query for a whole page."""
+    ids = list(post_ids)
+    if user is None or not user.is_authenticated or not ids:
+        return {}
+    entries = db.session.scalars(
+        select(Entry).where(Entry.user_id == user.id, Entry.post_id.in_(ids))
+    )
+    return {entry.post_id: entry for entry in entries}
+
+
+def entry_for_post(user: User, post_id: int) -> Entry | None:
+    return entries_for_posts(user, [post_id]).get(post_id)

@@ -1,0 +1,68 @@
+"""Search the catalog: ranked full-text search with query syntax and facets."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+
+from app.lists.queries import entries_for_posts
+from app.search import engine
+from app.search.facets import FacetValue
+from app.search.parser import MAX_LENGTH, Filter, Query, parse
+from app.templating import render
+
+bp = Blueprint("search", __name__)
+
+MAX_PAGE_ARG = 10_000
+
+
+@bp.get("/search")
+def index() -> ResponseReturnValue:
+    """Results for `q`, best match first (or by date or length), with facets to
+    narrow them; htmx gets the results region alone, which search-as-you-type swaps."""
+    raw = request.args.get("q", "")
+    query = parse(raw)
+    q = raw[:MAX_LENGTH]
+    sort = request.args.get("sort", "relevance")
+    sort = sort if sort in engine.SORTS else "relevance"
+    results = None
+    if not query.is_empty:
+        results = engine.search(
+            query,
+            current_user,
+            sort=sort,
+            page=_page_arg(),
+            per_page=current_app.config["POSTS_PER_PAGE"],
+        )
+    hits = results.page.items if results else []
+    return render(
+        "search/index.html",
+        "search/partials/results.html",
+        q=q,
+        query=query,
+        sort=sort,
+        sorts=engine.SORTS,
+        results=results,
+        entries=entries_for_posts(current_user, (hit.post.id for hit in hits)),
+        facet_url=lambda value: _facet_url(q, query, sort, value),
+        remove_url=lambda f: _search_url(str(query.without_filter(f.field, f.value)), sort),
+    )
+
+
+def _page_arg() -> int:
+    try:
+        return min(max(int(request.args.get("page", "1")), 1), MAX_PAGE_ARG)
+    except ValueError:
+        return 1
+
+
+def _search_url(q: str, sort: str) -> str:
+    return url_for("search.index", q=q or None, sort=None if sort == "relevance" else sort)
+
+
+def _facet_url(q: str, query: Query, sort: str, value: FacetValue) -> str:
+    """Narrow to the value (the reader's words kept as typed), or widen again."""
+    if value.active:
+        return _search_url(str(query.without_filter(value.field, value.value)), sort)
+    return _search_url(f"{q.strip()} {Filter(value.field, value.value)}".strip(), sort)

@@ -1,1 +1,0 @@
-"""Admin: accounts and site settings. Readers get 403."""

@@ -1,1 +1,0 @@
-"""Browse: the shared catalog and the post page."""

@@ -1,1 +1,0 @@
-"""The shared catalog: reading listing files, assigning topics and importing posts."""

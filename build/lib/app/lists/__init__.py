@@ -1,1 +1,0 @@
-"""My list: each reader's queue of saved posts and their progress."""

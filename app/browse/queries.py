@@ -157,11 +157,7 @@ def _count_facets() -> CatalogFacets:
     )
 
 
-def clear_facets_cache() -> None:
-    _facets_cache.clear()
-
-
-def facet_label(facets: CatalogFacets, filters: BrowseFilters) -> dict[str, str]:
+def facet_labels(facets: CatalogFacets, filters: BrowseFilters) -> dict[str, str]:
     """Readable names for the active filters (a topic's name, a source's name)."""
     names: dict[str, str] = {}
     if filters.topic:

@@ -36,7 +36,7 @@ def index() -> ResponseReturnValue:
         filters=filters,
         page=page,
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
-        names=queries.facet_label(facets, filters),
+        names=queries.facet_labels(facets, filters),
         lengths=LENGTHS,
         sidebar=None if fragment else _sidebar(facets, filters.with_changes(page=1)),
     )

@@ -101,12 +101,40 @@ def test_htmx_gets_only_the_results_fragment(client, make_post):
     assert "<html" in boosted.get_data(as_text=True)
 
 
-def test_browse_works_without_javascript_as_plain_links_and_forms(client, make_post):
-    make_post(title="Tagged", topics=["docker"])
+def test_every_facet_is_a_plain_link(client, make_post):
+    make_post(
+        title="Tagged",
+        topics=["docker"],
+        reading_minutes=3,
+        author="Ann Lee",
+        published_on=date(2025, 5, 1),
+    )
     html = client.get("/").get_data(as_text=True)
-    assert '<form id="browse-filters" class="filters" method="get" action="/"' in html
-    assert 'href="/?topic=docker"' in html
-    assert 'type="submit" class="button button-primary js-hidden">Apply' in html
+    sidebar = html[html.index('<aside class="sidebar facets browse-facets"') :]
+    for href in [
+        'href="/?topic=docker"',
+        'href="/?length=short"',
+        'href="/?year=2025"',
+        'href="/?author=Ann+Lee"',
+        'href="/?sort=oldest"',
+    ]:
+        assert href in sidebar, href
+    assert "<form" not in sidebar
+    # An active value links back to the wider list; the other facets keep it.
+    narrowed = client.get("/?topic=docker").get_data(as_text=True)
+    assert 'href="/" aria-current="true" class="is-active">Docker' in narrowed
+    assert 'href="/?length=short&amp;topic=docker"' in narrowed
+
+
+def test_facet_links_are_boosted_to_swap_the_browse_region(client, make_post):
+    make_post(title="Tagged", topics=["docker"])
+    html = client.get("/?topic=docker").get_data(as_text=True)
+    boost = 'hx-boost="true" hx-target="#browse" hx-select="#browse" hx-swap="outerHTML"'
+    assert f'aria-labelledby="facets-title" {boost}>' in html  # the facets
+    assert f'<div class="active-filters" {boost}>' in html  # the chips
+    assert '<div id="browse" class="with-sidebar">' in html  # cards keep their own targets
+    boosted = client.get("/?topic=docker", headers={"HX-Request": "true", "HX-Boosted": "true"})
+    assert '<div id="browse"' in boosted.get_data(as_text=True)
 
 
 def test_saved_state_shows_on_browse_for_the_reader_only(app, client, reader, make_post):
@@ -194,15 +222,12 @@ def test_author_year_and_source_facets_narrow_and_combine(client, make_post):
     titles = ["Ann in 2025", "Ann in 2026", "Bo in 2026"]
 
     html = client.get("/").get_data(as_text=True)
-    assert 'name="author" value="Ann Lee"' in html and ">2026 (2)</option>" in html
+    assert 'href="/?author=Ann+Lee"' in html
+    assert 'href="/?year=2026">2026 <span class="count">2</span>' in html
 
     by_ann = client.get("/?author=Ann+Lee").get_data(as_text=True)
     assert set(_titles(by_ann, titles)) == {"Ann in 2025", "Ann in 2026"}
-    assert 'id="filter-author" name="author" value="Ann Lee"' in by_ann  # the form keeps it
-    # A pressed author button comes after the form's hidden value, and wins.
-    other = client.get("/?author=Ann+Lee&year=2026&author=Bo+Chen", follow_redirects=True)
-    other = other.get_data(as_text=True)
-    assert _titles(other, titles) == ["Bo in 2026"]
+    assert 'href="/?author=Ann+Lee&amp;year=2026"' in by_ann  # other facets keep the author
     in_2026 = client.get("/?year=2026").get_data(as_text=True)
     assert set(_titles(in_2026, titles)) == {"Ann in 2026", "Bo in 2026"}
     combined = client.get(f"/?author=Ann+Lee&year=2026&source={feed.id}").get_data(as_text=True)
@@ -256,26 +281,7 @@ def test_post_page_lists_related_posts(client, make_post):
     assert "Tuning PostgreSQL autovacuum</a>" not in related  # not itself
 
 
-def test_filter_swap_updates_the_author_field_and_pushes_a_clean_url(client, make_post):
-    make_post(title="Snakes", topics=["python"], author="Ann Lee")
-    response = client.htmx_get("/?topic=python&length=&year=&sort=newest&author=Ann+Lee")
-    html = response.get_data(as_text=True)
-    assert response.headers["HX-Push-Url"] == "/?topic=python&author=Ann+Lee"
-    assert "<aside" not in html  # the sidebar holds no other state that could go stale
-    assert (
-        '<input type="hidden" id="filter-author" name="author" value="Ann Lee" hx-swap-oob="true">'
-    ) in html
-
-
 def test_a_page_past_the_end_offers_the_first_page(client, make_post):
     make_post(title="Only one", topics=["rust"])
     html = client.get("/?topic=rust&page=9").get_data(as_text=True)
     assert "This page is past the end" in html and 'href="/?topic=rust"' in html
-
-
-def test_a_plain_filter_submit_lands_on_the_clean_address(client, make_post):
-    make_post(title="Anything")
-    response = client.get("/?author=&topic=rust&length=&year=&sort=newest&author=Bo+Chen")
-    assert response.status_code == 302
-    assert response.location == "/?topic=rust&author=Bo+Chen"
-    assert client.get("/?topic=rust").status_code == 200

@@ -43,8 +43,7 @@ class BrowseFilters:
         return cls(
             topic=args.get("topic", "").strip().lower()[:40],
             length=length if length in LENGTHS else "",
-            # The form's hidden value comes first, a pressed author button last.
-            author=" ".join((args.getlist("author") or [""])[-1].split())[:200],
+            author=" ".join(args.get("author", "").split())[:200],
             year=year if year and 1900 <= year <= 2999 else None,
             source=_int(args.get("source")),
             sort=sort if sort in SORTS else "newest",

@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, select
 
 from app.access import visible_posts_clause
-from app.browse.filters import BrowseFilters
+from app.browse.filters import LENGTHS, BrowseFilters
 from app.extensions import db
 from app.models import Post, Source, Topic, User, post_topics
 from app.pagination import Page, paginate  # noqa: F401 - re-exported for search
@@ -83,9 +83,10 @@ class CatalogFacets:
 
     total: int
     topics: list[Facet]
-    authors: list[Facet]
+    lengths: list[Facet]
     years: list[Facet]
     sources: list[Facet]
+    authors: list[Facet]
 
     def is_common_topic(self, slug: str) -> bool:
         """On at least 2 % of the catalog: common enough to find by walking in order."""
@@ -93,7 +94,7 @@ class CatalogFacets:
         return count * 50 >= self.total > 0
 
 
-TOP_AUTHORS = 8
+TOP_VALUES = 8  # authors and sources listed in the sidebar: the most prolific ones
 _facets_cache: dict[str, tuple[float, CatalogFacets]] = {}
 
 
@@ -131,7 +132,7 @@ def _count_facets() -> CatalogFacets:
         .where(shared, Post.author != "")
         .group_by(Post.author)
         .order_by(author_count.desc(), Post.author)
-        .limit(TOP_AUTHORS)
+        .limit(TOP_VALUES)
     ).all()
     year = func.extract("year", Post.published_on)
     years = db.session.execute(
@@ -145,11 +146,25 @@ def _count_facets() -> CatalogFacets:
         .join(Post, Post.source_id == Source.id)
         .where(shared)
         .group_by(Source.id)
-        .order_by(Source.name)
+        .order_by(func.count(Post.id).desc(), Source.name)
+        .limit(TOP_VALUES)
     ).all()
-    total = db.session.scalar(select(func.count()).select_from(Post).where(shared)) or 0
+    bucket = case(
+        (Post.reading_minutes < 5, "short"), (Post.reading_minutes <= 10, "medium"), else_="long"
+    )
+    lengths = dict(
+        db.session.execute(
+            select(bucket, func.count(Post.id)).where(shared).group_by(bucket)
+        ).all()
+    )
+    total = sum(lengths.values())
     return CatalogFacets(
         total=total,
+        lengths=[
+            Facet(value, f"{label} ({hint})", lengths[value])
+            for value, (label, hint) in LENGTHS.items()
+            if lengths.get(value)
+        ],
         topics=[Facet(slug, name, n) for slug, name, n in topics],
         authors=[Facet(name, name, n) for name, n in authors],
         years=[Facet(int(y), str(int(y)), n) for y, n in years],

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import Markup
-from werkzeug.datastructures import MultiDict
 
 from app import access
 from app.browse import queries
@@ -23,18 +22,15 @@ bp = Blueprint("browse", __name__)
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    """The catalog, newest first, with topic and length filters and sorting."""
+    """The catalog, newest first, narrowed by facet links and sorted."""
     filters = BrowseFilters.from_args(request.args)
-    if not wants_fragment() and _untidy(request.args):
-        # A plain form submit sends every field, empty ones too: show the clean address.
-        return redirect(url_for("browse.index", **filters.to_args()))
     facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
     posts = queries.catalog_posts(
         current_user, filters, common_topic=facets.is_common_topic(filters.topic)
     )
     page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
     fragment = wants_fragment()
-    response = render(
+    return render(
         "browse/index.html",
         "browse/partials/results.html",
         filters=filters,
@@ -43,16 +39,6 @@ def index() -> ResponseReturnValue:
         names=queries.facet_labels(facets, filters),
         lengths=LENGTHS,
         sidebar=None if fragment else _sidebar(facets, filters.with_changes(page=1)),
-    )
-    if fragment:  # the address bar shows the filters that apply, without empty ones
-        response.headers["HX-Push-Url"] = url_for("browse.index", **filters.to_args())
-    return response
-
-
-def _untidy(args: MultiDict[str, str]) -> bool:
-    """Empty or repeated query arguments, as a filter form without JavaScript sends."""
-    return any(value == "" for value in args.values()) or any(
-        len(args.getlist(key)) > 1 for key in args
     )
 
 

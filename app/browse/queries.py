@@ -94,7 +94,7 @@ class CatalogFacets:
         return count * 50 >= self.total > 0
 
 
-TOP_VALUES = 8  # authors and sources listed in the sidebar: the most prolific ones
+TOP_VALUES = 6  # authors and sources listed in the sidebar: the most prolific ones
 _facets_cache: dict[str, tuple[float, CatalogFacets]] = {}
 
 

@@ -11,6 +11,17 @@ from app.extensions import db
 
 T = TypeVar("T")
 
+MAX_PAGE = 100_000
+
+
+def page_number(raw: str | None, maximum: int = MAX_PAGE) -> int:
+    """The page asked for in a query string; anything malformed is page 1."""
+    try:
+        number = int(raw or "1")
+    except ValueError:
+        return 1
+    return min(max(number, 1), maximum)
+
 
 @dataclass(frozen=True)
 class Page(Generic[T]):

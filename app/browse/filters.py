@@ -7,6 +7,8 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
+from app.pagination import page_number
+
 LENGTHS = {
     "short": ("Short", "under 5 min"),
     "medium": ("Medium", "5–10 min"),
@@ -18,7 +20,6 @@ SORTS = {
     "shortest": "Shortest",
     "longest": "Longest",
 }
-MAX_PAGE = 100_000
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class BrowseFilters:
     def from_args(cls, args: MultiDict[str, str]) -> BrowseFilters:
         length = args.get("length", "")
         sort = args.get("sort", "newest")
-        page = _int(args.get("page")) or 1
         year = _int(args.get("year"))
         return cls(
             topic=args.get("topic", "").strip().lower()[:40],
@@ -47,7 +47,7 @@ class BrowseFilters:
             year=year if year and 1900 <= year <= 2999 else None,
             source=_int(args.get("source")),
             sort=sort if sort in SORTS else "newest",
-            page=min(max(page, 1), MAX_PAGE),
+            page=page_number(args.get("page")),
         )
 
     def with_changes(self, **changes: Any) -> BrowseFilters:

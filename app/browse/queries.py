@@ -12,7 +12,6 @@ from app.access import visible_posts_clause
 from app.browse.filters import LENGTHS, BrowseFilters
 from app.extensions import db
 from app.models import Post, Source, Topic, User, post_topics
-from app.pagination import Page, paginate  # noqa: F401 - re-exported for search
 
 
 def catalog_posts(

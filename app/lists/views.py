@@ -13,7 +13,7 @@ from app import access
 from app.lists import queries, services
 from app.lists.forms import ProgressForm
 from app.models import Entry, EntryState
-from app.pagination import paginate
+from app.pagination import page_number, paginate
 from app.templating import htmx_from, redirect_back, render, render_fragment, wants_fragment
 
 bp = Blueprint("lists", __name__, url_prefix="/list")
@@ -39,18 +39,11 @@ def _list_context(state: str, page_number: int = 1) -> dict:
     }
 
 
-def _page_arg() -> int:
-    try:
-        return min(max(int(request.args.get("page", "1")), 1), 100_000)
-    except ValueError:
-        return 1
-
-
 @bp.get("")
 @login_required
 def index() -> ResponseReturnValue:
     """The reader's list, one tab at a time, with time left."""
-    context = _list_context(_state_arg(), _page_arg())
+    context = _list_context(_state_arg(), page_number(request.args.get("page")))
     return render("lists/index.html", "lists/partials/tab.html", **context)
 
 

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from app.lists.queries import entries_for_posts
+from app.pagination import page_number
 from app.search import engine
 from app.search.facets import FacetValue
 from app.search.parser import MAX_LENGTH, Filter, Query, parse
@@ -32,7 +33,7 @@ def index() -> ResponseReturnValue:
             query,
             current_user,
             sort=sort,
-            page=_page_arg(),
+            page=page_number(request.args.get("page"), MAX_PAGE_ARG),
             per_page=current_app.config["POSTS_PER_PAGE"],
         )
     hits = results.page.items if results else []
@@ -48,13 +49,6 @@ def index() -> ResponseReturnValue:
         facet_url=lambda value: _facet_url(q, query, sort, value),
         remove_url=lambda f: _search_url(str(query.without_filter(f.field, f.value)), sort),
     )
-
-
-def _page_arg() -> int:
-    try:
-        return min(max(int(request.args.get("page", "1")), 1), MAX_PAGE_ARG)
-    except ValueError:
-        return 1
 
 
 def _search_url(q: str, sort: str) -> str:

@@ -31,7 +31,7 @@ setup: $(BIN)/dogear static/vendor/htmx.min.js
 run: setup
 	$(BIN)/dogear db upgrade
 	$(BIN)/dogear posts load-demo
-	$(BIN)/gunicorn --config gunicorn.conf.py --bind 127.0.0.1:$(PORT) wsgi:app
+	$(BIN)/dogear serve --bind 127.0.0.1:$(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -47,6 +47,7 @@ def register_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from app import (
         auth,
+        jobs,
         ratelimit,  # noqa: F401 - registers the dogear+db:// rate-limit storage
     )
     from app import db as database
@@ -59,6 +60,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     auth.configure_login(login_manager)
+    jobs.init_app(app)
     with app.app_context():
         database.configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
     if app.config["PROXY_FIX"]:
@@ -83,12 +85,21 @@ def register_blueprints(app: Flask) -> None:
     from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
     from app.browse.views import bp as browse_bp
+    from app.catalog.admin_views import bp as catalog_admin_bp
     from app.health import bp as health_bp
+    from app.imports.views import bp as imports_bp
     from app.lists.views import bp as lists_bp
+    from app.pwa import bp as pwa_bp
     from app.search.views import bp as search_bp
+    from app.sources.views import bp as sources_bp
+    from app.tags.views import bp as tags_bp
 
-    for bp in (browse_bp, search_bp, lists_bp, auth_bp, admin_bp, health_bp):
+    for bp in (browse_bp, search_bp, lists_bp, auth_bp, admin_bp, health_bp, pwa_bp):
         app.register_blueprint(bp)
+    app.register_blueprint(catalog_admin_bp)
+    app.register_blueprint(sources_bp)
+    app.register_blueprint(imports_bp)
+    app.register_blueprint(tags_bp)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -98,8 +109,10 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    from app.security import set_security_headers
+    from app.security import refuse_unexpected_files, refuse_unstorable_text, set_security_headers
 
+    app.before_request(refuse_unexpected_files)
+    app.before_request(refuse_unstorable_text)
     app.after_request(set_security_headers)
 
 

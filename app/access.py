@@ -4,17 +4,26 @@ so nobody learns that another reader's entry exists."""
 from __future__ import annotations
 
 from flask import abort
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from sqlalchemy import ColumnElement, or_, select
 
-from app.extensions import db
+from app.extensions import db, login_manager
 from app.models import Entry, Post, User
 
 
+def catalog_clause() -> ColumnElement[bool]:
+    """Posts in the shared catalog (browse shows only these)."""
+    return Post.owner_id.is_(None)
+
+
 def visible_posts_clause(user: User | None) -> ColumnElement[bool]:
-    """Posts a reader may see: the shared catalog plus their own private posts."""
+    """Posts a reader may see: the shared catalog, the articles they added, and the
+    articles other readers added that they saved too (shared, fetched once)."""
     if user is None or not user.is_authenticated:
-        return Post.owner_id.is_(None)
-    return or_(Post.owner_id.is_(None), Post.owner_id == user.id)
+        return catalog_clause()
+    saved = select(Entry.id).where(Entry.post_id == Post.id, Entry.user_id == user.id)
+    return or_(Post.owner_id.is_(None), Post.owner_id == user.id, saved.exists())
 
 
 def visible_post(user: User | None, post_id: int) -> Post:
@@ -33,3 +42,13 @@ def own_entry(user: User, entry_id: int, *, for_update: bool = False) -> Entry:
     if entry is None:
         abort(404)
     return entry
+
+
+def require_admin() -> ResponseReturnValue | None:
+    """`before_request` of every admin-only blueprint: sign in first, then 403 for
+    readers (admin pages are not secret, so a 403 rather than a 404)."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    if not current_user.is_admin:
+        abort(403)
+    return None

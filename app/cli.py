@@ -66,6 +66,51 @@ def load_demo_command() -> None:
         click.echo(f"Demo catalog loaded: {report.created} posts.")
 
 
+@posts_cli.command("add")
+@click.argument("url")
+@click.option("--user", "email", required=True, help="The reader whose list gets it.")
+@click.option("--title", default="", help="A title until the page's own is read.")
+@with_appcontext
+def add_post_command(url: str, email: str, title: str) -> None:
+    """Save a page to a reader's list by its address; the worker fetches it."""
+    from app.auth.services import find_user_by_email
+    from app.lists.services import add_article
+    from app.urls import InvalidURL
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account with the address {email}")
+    try:
+        added = add_article(user, url, title)
+    except InvalidURL as error:
+        raise click.ClickException(str(error)) from error
+    post = added.entry.post
+    if added.added:
+        click.echo(f"Saved {post.url} to {user.email}'s list (entry {added.entry.id}).")
+    else:
+        click.echo(f"Already on {user.email}'s list: {post.url} (entry {added.entry.id}).")
+
+
+@click.command("worker")
+@click.option("--workers", type=int, default=None, help="Jobs run at once (JOBS_WORKERS).")
+@with_appcontext
+def worker_command(workers: int | None) -> None:
+    """Run the background job worker (fetching articles) until stopped."""
+    from app.jobs import run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    run_worker(app, workers or int(app.config["JOBS_WORKERS"]))
+
+
+@click.command("serve")
+@click.option("--bind", default="127.0.0.1:8000", show_default=True)
+def serve_command(bind: str) -> None:
+    """Run gunicorn and the job worker together; Ctrl-C (or SIGTERM) stops both."""
+    from app.supervisor import serve
+
+    sys.exit(serve(bind))
+
+
 @users_cli.command("create")
 @click.argument("email")
 @click.option("--admin", is_flag=True, help="Make the account an admin.")
@@ -86,6 +131,48 @@ def create_user_command(email: str, admin: bool) -> None:
     except AccountError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Created {'admin' if user.is_admin else 'reader'} {user.email}.")
+
+
+@users_cli.command("reset-password")
+@click.argument("email")
+@with_appcontext
+def reset_password_command(email: str) -> None:
+    """Print a one-time link that sets a new password for the account (for when the
+    only admin forgot theirs)."""
+    from app.auth.services import create_reset_link, external_link, find_user_by_email
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account with the address {email}")
+    link = create_reset_link(user.id, actor=None, detail="printed by the command line")
+    minutes = current_app.config["RESET_LINK_MINUTES"]
+    click.echo(f"A one-time link to choose a new password for {user.email}")
+    click.echo(f"(works once, for {minutes} minutes, until the account signs in):")
+    click.echo(external_link("auth.reset", token=link.token))
+
+
+audit_cli = click.Group("audit", help="Read the audit log.")
+
+
+@audit_cli.command("tail")
+@click.option("-n", "count", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@with_appcontext
+def audit_tail_command(count: int) -> None:
+    """Print the latest audit events, oldest first (times in UTC)."""
+    from app.admin.queries import latest_audit_events
+
+    for event in latest_audit_events(count):
+        fields = [
+            f"{event.at:%Y-%m-%d %H:%M:%S}Z",
+            event.actor_email or "-",
+            event.action,
+            event.target or "-",
+        ]
+        if event.detail:
+            fields.append(event.detail)
+        if event.ip:
+            fields.append(f"[{event.ip}]")
+        click.echo("  ".join(fields))
 
 
 @click.command("setup-link")
@@ -119,7 +206,181 @@ def announce_setup_link() -> str | None:
     return link
 
 
+# --- sources: feeds and listing files (app/sources/) ---------------------------------
+
+sources_cli = click.Group("sources", help="Feeds and listing files that fill the catalog.")
+
+
+@sources_cli.command("add")
+@click.argument("url")
+@click.option("--name", default="", help="The source's name (default: the feed's title).")
+@with_appcontext
+def add_source_command(url: str, name: str) -> None:
+    """Add a feed (or a page that names one, or a listing file) by its address."""
+    from app.sources.common import SourceError
+    from app.sources.services import add_source
+
+    try:
+        source, found = add_source(None, url, name=name)
+    except SourceError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Added source {source.id} “{source.name}”. {found.describe()}")
+    click.echo(f"The worker reads it next; or run `dogear sources refresh {source.id}`.")
+
+
+@sources_cli.command("list")
+@with_appcontext
+def list_sources_command() -> None:
+    """Every source with its refresh status."""
+    from app.extensions import db
+    from app.sources import queries
+    from app.sources.services import refresh_state
+
+    for source in db.session.scalars(queries.sources()):
+        state = refresh_state(source)
+        when = f"{source.last_success_at:%Y-%m-%d %H:%M}" if source.last_success_at else "never"
+        click.echo(
+            f"{source.id:>4}  {state:<10}  {source.name}  {source.url or '(no address)'}  "
+            f"last success: {when}, posts: {source.posts_created} new, "
+            f"{source.posts_updated} updated"
+        )
+        if state == "error":
+            click.echo(f"      last error: {source.last_error}")
+
+
+@sources_cli.command("refresh")
+@click.argument("source_id", type=int, required=False)
+@click.option("--all", "refresh_all", is_flag=True, help="Every source, due or not.")
+@with_appcontext
+def refresh_sources_command(source_id: int | None, refresh_all: bool) -> None:
+    """Refresh one source, every source (--all), or those that are due (for cron)."""
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import Source
+    from app.sources import refresh, schedule
+    from app.sources.common import REFRESHABLE_KINDS
+
+    if source_id is not None and refresh_all:
+        raise click.UsageError("give a source id or --all, not both")
+    if source_id is not None:
+        if db.session.get(Source, source_id) is None:
+            raise click.ClickException(f"no source with id {source_id}")
+        ids = [source_id]
+    elif refresh_all:
+        ids = list(
+            db.session.scalars(
+                select(Source.id)
+                .where(Source.kind.in_(REFRESHABLE_KINDS), Source.url.is_not(None))
+                .order_by(Source.id)
+            )
+        )
+    else:
+        ids = schedule.reserve_due_sources()
+    failed = 0
+    for each in ids:
+        name = db.session.get(Source, each).name
+        outcome = refresh.refresh_source(each)
+        if outcome.result == "updated":
+            text = f"{outcome.created} new, {outcome.updated} updated"
+        elif outcome.result == "not_modified":
+            text = "not modified"
+        elif outcome.result == "skipped":
+            text = "skipped (another worker is refreshing it)"
+        else:
+            failed += 1
+            text = f"failed: {outcome.message}"
+        click.echo(f"{each:>4}  {name}: {text}")
+    if not ids:
+        click.echo("No source is due.")
+    if failed:
+        raise SystemExit(1)
+
+
+# --- imports and exports (app/imports/) -----------------------------------------------
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--user", "email", required=True, help="The reader whose list gets it.")
+@click.option("--dry-run", is_flag=True, help="Print the preview as JSON; write nothing.")
+@click.option(
+    "--update", is_flag=True, help="Update entries already on the list (default: leave them)."
+)
+@with_appcontext
+def import_command(path: str, email: str, dry_run: bool, update: bool) -> None:
+    """Import a Pocket, Instapaper, Omnivore, bookmarks, Readwise or Dogear export
+    into a reader's list, here and now (no worker needed); prints the result as JSON."""
+    from app.auth.services import find_user_by_email
+    from app.extensions import db
+    from app.imports import UnreadableFile, commit, services
+    from app.imports.preview import preview
+    from app.models import JobRun
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account with the address {email}")
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except OSError as error:
+        raise click.ClickException(f"cannot read {path}: {error}") from error
+    name = "<stdin>" if path == "-" else path.rsplit("/", 1)[-1]
+    try:
+        if dry_run:
+            found = preview(user, data, name)
+            click.echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=2))
+            return
+        upload, _ = services.store_upload(user, name, data)
+    except UnreadableFile as error:
+        raise click.ClickException(str(error)) from error
+    run = services.start_import(user, upload.id, "update" if update else "skip", enqueue=False)
+    commit.run_import(run.id)
+    run = db.session.get(JobRun, run.id)
+    db.session.refresh(run)
+    result = {"run": run.id, "status": run.status, "message": run.message, "total": run.total}
+    click.echo(json.dumps({**result, **services.run_result(run)}, ensure_ascii=False))
+    if run.status != "done":
+        sys.exit(1)
+
+
+@click.command("export")
+@click.option("--user", "email", required=True, help="The reader whose list to write.")
+@click.option(
+    "--format",
+    "kind",
+    type=click.Choice(["json", "csv", "html"]),
+    default="json",
+    show_default=True,
+)
+@with_appcontext
+def export_command(email: str, kind: str) -> None:
+    """Write a reader's whole list to stdout: Dogear JSON, CSV or bookmark HTML."""
+    from app.auth.services import find_user_by_email
+    from app.imports import exports
+
+    user = find_user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"no account with the address {email}")
+    writer = {"json": exports.export_json, "csv": exports.export_csv, "html": exports.export_html}
+    for piece in writer[kind](user):
+        click.echo(piece, nl=False)
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(posts_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(sources_cli)
     app.cli.add_command(setup_link_command)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(serve_command)
+    app.cli.add_command(import_command)
+    app.cli.add_command(export_command)
+
+
+if __name__ == "__main__":  # `python -m app.cli`, used by `dogear serve`
+    main()

@@ -35,6 +35,38 @@ class Defaults:
     REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     PROXY_FIX = 0  # number of trusted reverse proxies in front of gunicorn
+    # Background jobs (app/jobs.py): "" keeps the queue in instance/jobs.db.
+    JOBS_URL = ""
+    REDIS_URL = ""
+    JOBS_WORKERS = 2
+    # The one outbound HTTP client (app/fetching/).
+    FETCH_ALLOW_PRIVATE: list[str] = []  # CIDR ranges Dogear may fetch from anyway
+    FETCH_CONNECT_TIMEOUT = 5
+    FETCH_TIMEOUT = 20  # seconds for a whole fetch, redirects and body included
+    FETCH_MAX_BYTES = 5_000_000
+    FETCH_MAX_REDIRECTS = 5
+    FETCH_USER_AGENT = "Dogear/0.1 (self-hosted reading list)"
+    FETCH_MAX_ATTEMPTS = 3  # tries for a timeout, a dropped connection or a 5xx
+    FETCH_RETRY_DELAY = 60  # seconds before the next try
+    FETCH_LEASE_SECONDS = 120  # a worker that held a fetch this long has died
+    # Accounts (app/auth, app/admin): mail for "Forgot your password?", link lifetimes.
+    SMTP_URL = ""  # smtp://user:pass@host:587, smtps://…, smtp+starttls://…; "" = no mail
+    MAIL_FROM = ""  # "" = dogear@<the host of BASE_URL>
+    INVITE_DAYS = 7
+    RESET_LINK_MINUTES = 60
+    AUDIT_KEEP_DAYS = 365
+    # Sources and feeds (app/sources/).
+    SOURCES_REFRESH_MINUTES = 60  # how often each feed is read
+    SOURCES_MAX_BACKOFF_MINUTES = 24 * 60  # a failing feed waits longer, up to this
+    SOURCES_LEASE_SECONDS = 600  # a worker that held a refresh this long has died
+    SOURCES_PROBE_TIMEOUT = 10  # seconds the add form waits for a new feed to answer
+    SOURCES_BATCH_SIZE = 100  # entries written per transaction
+    SOURCES_MAX_ENTRIES = 500  # entries read from one feed per refresh
+    SOURCES_OPML_MAX_BYTES = 2_000_000
+    # Imports and exports (app/imports/): the largest file, the most entries in one.
+    IMPORT_MAX_BYTES = 50_000_000
+    IMPORT_MAX_ENTRIES = 100_000
+    IMPORT_FETCH_INTERVAL = 2  # seconds between the fetches of an import's new pages
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -59,6 +91,16 @@ def load_config(app: Any, test_config: dict[str, Any] | None) -> None:
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         db_path = Path(app.instance_path) / "dogear.db"
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_path}"
+    if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        # A connection the server dropped (restart, failover, idle timeout) is replaced
+        # before a request gets it, instead of answering that request with a 500.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            "pool_pre_ping": True,
+            "pool_recycle": 1800,
+            **app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}),
+        }
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # an import's file, and its form
+        app.config["MAX_CONTENT_LENGTH"] = int(app.config["IMPORT_MAX_BYTES"]) + 1_000_000
     production = app.config["ENV"] == "production"
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         if app.config.get(key) is None:

@@ -8,12 +8,15 @@ of failing with "database is locked" when a deferred read upgrades to a write.
 from __future__ import annotations
 
 import contextvars
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql import Insert
 
 from app.extensions import db
@@ -76,18 +79,68 @@ def immediate_connection() -> Iterator[Any]:
         _immediate.reset(token)
 
 
+def unindexed(column: Any) -> Any:
+    """`column` as an expression no index serves, on SQLite: `column + 0`.
+
+    SQLite plans without statistics, so a query sometimes has to keep its planner off
+    an index (when walking another index in order and skipping rows is cheaper).
+    PostgreSQL's planner knows the row counts and needs no such hint.
+    """
+    if db.engine.dialect.name == "sqlite":
+        return column + 0
+    return column
+
+
 def insert_ignoring_conflicts(table: Any, values: dict[str, Any], *keys: str) -> Insert:
     """`INSERT ... ON CONFLICT (keys) DO NOTHING` for the current dialect."""
     module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return module.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
 
 
-def ping() -> None:
-    """Raise if the database can't answer a trivial query."""
-    db.session.execute(db.text("SELECT 1"))
+class DatabaseProblem(Exception):
+    """Why the database is not the one Dogear expects, in a few words."""
+
+
+def check_schema() -> str:
+    """The schema version (Alembic revision) of the database, or DatabaseProblem.
+
+    For SQLite the file is opened afresh, read-only: a pooled connection would still
+    answer from a file that was deleted or replaced under it.
+    """
+    url = db.engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if not path.exists():
+            raise DatabaseProblem("the database file is missing")
+        if not path.is_file():
+            raise DatabaseProblem("the database path is not a file")
+        try:
+            with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+                row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise DatabaseProblem(f"the database file can't be read ({error})") from error
+    else:
+        try:
+            row = db.session.execute(db.text("SELECT version_num FROM alembic_version")).first()
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            raise DatabaseProblem("the database does not answer") from error
+    if row is None:
+        raise DatabaseProblem("the database has no schema version (run `dogear db upgrade`)")
+    return str(row[0])
 
 
 def include_in_autogenerate(obj: Any, name: str | None, type_: str, *_: Any) -> bool:
-    """Alembic filter: the full-text index's virtual and shadow tables are managed by
-    hand-written migrations, not by the models, so autogenerate leaves them alone."""
-    return not (type_ == "table" and name is not None and "_fts" in name)
+    """Alembic filter: the full-text search objects are managed by hand-written
+    migrations, not by the models, so autogenerate leaves them alone: SQLite's FTS5
+    virtual and shadow tables (0002), PostgreSQL's `posts.search_vector` column and
+    its `ix_posts_search_*` indexes (0008)."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return "_fts" not in name
+    if type_ == "column":
+        return name != "search_vector"
+    if type_ == "index":
+        return not name.startswith("ix_posts_search_")
+    return True

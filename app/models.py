@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -85,6 +86,16 @@ class Topic(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(60))
+    # Keyword patterns that put this topic on posts, one per line (admins edit them).
+    keywords: Mapped[str] = mapped_column(Text, default="")
+
+
+source_topics = Table(
+    "source_topics",
+    db.metadata,
+    Column("source_id", ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic_id", ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class SourceKind(enum.StrEnum):
@@ -107,15 +118,55 @@ class Source(db.Model):
     last_refreshed_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="new")
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # Feeds: the page the feed belongs to, what to do with entries, conditional GET.
+    site_url: Mapped[str | None] = mapped_column(String(2048))
+    fetch_full_articles: Mapped[bool] = mapped_column(default=False)
+    etag: Mapped[str] = mapped_column(String(255), default="")
+    last_modified: Mapped[str] = mapped_column(String(255), default="")
+    last_success_at: Mapped[datetime | None]
+    next_refresh_at: Mapped[datetime | None] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row, for back-off
+    posts_created: Mapped[int] = mapped_column(Integer, default=0)
+    posts_updated: Mapped[int] = mapped_column(Integer, default=0)
+    refresh_claimed_at: Mapped[datetime | None]  # a worker's lease on a refresh
+
+    topics: Mapped[list[Topic]] = relationship(secondary=source_topics, order_by=Topic.slug)
+
+
+class FetchState(enum.StrEnum):
+    """Where a post's article stands: never asked for, queued, stored, or given up on."""
+
+    NONE = "none"
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ContentKind(enum.StrEnum):
+    ARTICLE = "article"  # HTML with main content, shown in the reader view
+    TEXT = "text"  # a plain-text document, shown as text
+    PDF = "pdf"  # kept as a link with its title
 
 
 class Post(db.Model):
-    """An article: in the shared catalog, or private to the reader who added it."""
+    """An article: in the shared catalog, or private to the readers who saved it.
+
+    `owner_id` is NULL for catalog posts; for an article a reader added it is the
+    reader who added it first. Other readers who save the same URL share the post
+    (it is fetched once) and see it through their own entry (see app/access.py).
+    """
 
     __tablename__ = "posts"
     __table_args__ = (
         CheckConstraint("reading_minutes >= 0", name="reading_minutes"),
         CheckConstraint("word_count >= 0", name="word_count"),
+        CheckConstraint(
+            "fetch_state IN ('none', 'pending', 'done', 'failed')", name="fetch_state"
+        ),
+        CheckConstraint(
+            "content_kind IS NULL OR content_kind IN ('article', 'text', 'pdf')",
+            name="content_kind",
+        ),
         # Browse walks these in order; owner_id rides along so the visibility check
         # needs no table lookup.
         Index("ix_posts_published_on_id_owner_id", "published_on", "id", "owner_id"),
@@ -128,6 +179,22 @@ class Post(db.Model):
             sqlite_where=text("owner_id IS NOT NULL"),
             postgresql_where=text("owner_id IS NOT NULL"),
         ),
+        # A feed entry is matched to the post it made by its guid, per source.
+        Index(
+            "uq_posts_source_id_guid",
+            "source_id",
+            "guid",
+            unique=True,
+            sqlite_where=text("guid IS NOT NULL"),
+            postgresql_where=text("guid IS NOT NULL"),
+        ),
+        # The fetch sweeper's queue: only the few posts waiting for their article.
+        Index(
+            "ix_posts_fetch_pending",
+            "fetch_claimed_at",
+            sqlite_where=text("fetch_state = 'pending'"),
+            postgresql_where=text("fetch_state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -138,14 +205,26 @@ class Post(db.Model):
     published_on: Mapped[date | None] = mapped_column(Date)
     reading_minutes: Mapped[int] = mapped_column(Integer, default=0)
     word_count: Mapped[int | None] = mapped_column(Integer)
-    # Sanitized HTML from feeds; can be large and only the post page shows it.
+    site_name: Mapped[str] = mapped_column(String(200), default="")
+    image_url: Mapped[str | None] = mapped_column(String(2048))
+    # Sanitized HTML (feeds, fetching, imports); large, and only the reader view shows it.
     content: Mapped[str | None] = mapped_column(Text, deferred=True)
+    # Its plain text: what the search index reads (never the HTML).
+    content_text: Mapped[str | None] = mapped_column(Text, deferred=True)
+    content_kind: Mapped[str | None] = mapped_column(String(10))
+    # Background fetching of the article (app/catalog/fetch.py).
+    fetch_state: Mapped[str] = mapped_column(String(10), default=FetchState.NONE.value)
+    fetch_error: Mapped[str] = mapped_column(Text, default="")
+    fetch_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    fetch_claimed_at: Mapped[datetime | None]  # a worker's lease on the fetch
+    fetched_at: Mapped[datetime | None]
     # Identifies the same post arriving twice without a URL: normalized title + date.
     dedupe_key: Mapped[str] = mapped_column(String(64), unique=True)
     source_id: Mapped[int | None] = mapped_column(
         ForeignKey("sources.id", ondelete="SET NULL"), index=True
     )
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    guid: Mapped[str | None] = mapped_column(String(1024))  # a feed entry's id
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -171,6 +250,7 @@ class Entry(db.Model):
         CheckConstraint("progress BETWEEN 0 AND 100", name="progress"),
         CheckConstraint("state IN ('saved', 'reading', 'done', 'archived')", name="state"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating"),
+        CheckConstraint("resume_position BETWEEN 0 AND 1000", name="resume_position"),
         Index("ix_entries_user_id_state_position", "user_id", "state", "position"),
     )
 
@@ -186,13 +266,66 @@ class Entry(db.Model):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     touched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where the reader view reopens, in thousandths of the article's length. Unlike
+    # progress it moves back when the reader scrolls up to re-read.
+    resume_position: Mapped[int] = mapped_column(Integer, default=0)
+    # The reader's own title for a page they added ("" for the post's own): kept on
+    # the entry so readers who save the same page never see each other's words.
+    title: Mapped[str] = mapped_column(String(500), default="")
+
+    # The import (a job_runs id) that created the entry, so a failed import can be
+    # undone whole. No foreign key: SQLite can only add one by rebuilding the table,
+    # which would drop its full-text triggers.
+    import_run_id: Mapped[int | None] = mapped_column(index=True)
 
     post: Mapped[Post] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary="entry_tags", order_by="Tag.name")
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.post.title
 
     @property
     def minutes_left(self) -> int:
         minutes = self.post.reading_minutes or 0
         return -(-minutes * (100 - self.progress) // 100)  # ceiling
+
+
+entry_tags = Table(
+    "entry_tags",
+    db.metadata,
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_entry_tags_tag_id_entry_id", "tag_id", "entry_id"),
+)
+
+
+class Tag(db.Model):
+    """A reader's own label on their entries (unlike topics, nobody else sees it)."""
+
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_tags_user_id_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(60))  # stored lower-cased, trimmed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Upload(db.Model):
+    """A file a reader uploaded to import, kept until its import job has run (in the
+    database, so any worker on any host can read it)."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    format: Mapped[str] = mapped_column(String(30), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    options: Mapped[str] = mapped_column(Text, default="")  # JSON: the reader's choices
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Activity(db.Model):
@@ -226,3 +359,74 @@ class RateLimit(db.Model):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     hits: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[float] = mapped_column(index=True)  # unix time
+
+
+class Invite(db.Model):
+    """A single-use sign-up link an admin made; only its token's hash is stored."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    used_at: Mapped[datetime | None]
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
+
+
+class PasswordReset(db.Model):
+    """A one-time password reset link; only its token's hash is stored."""
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class AuditEvent(db.Model):
+    """Who did what, to what, when and from where (see app/audit.py)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_action_at", "action", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    actor_email: Mapped[str] = mapped_column(String(254), default="")  # kept after deletion
+    action: Mapped[str] = mapped_column(String(60))
+    target: Mapped[str] = mapped_column(String(300), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ip: Mapped[str] = mapped_column(String(45), default="")
+
+
+class JobRun(db.Model):
+    """A long job a person started and watches (refresh all, re-tag, an import): its
+    progress, and a cursor so a job that a dead worker dropped resumes where it was."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    cursor: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

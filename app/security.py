@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 # No inline scripts or styles, no eval: htmx is configured accordingly in base.html.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -49,3 +51,53 @@ def safe_next_url(target: str | None) -> str | None:
     if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
         return None
     return target
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def accepts_files(view: F) -> F:
+    """Mark a view whose form takes file uploads (see `refuse_unexpected_files`)."""
+    view.accepts_files = True  # type: ignore[attr-defined]
+    return view
+
+
+def refuse_unexpected_files() -> Response | None:
+    """A file part sent where a form expects text is refused with a 400, before any
+    form sees an object it can't read as text. Views that take uploads say so with
+    `@accepts_files`."""
+    if request.mimetype != "multipart/form-data" or not request.files:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "accepts_files", False):
+        return None
+    from app.errors import render_error
+
+    return render_error(400, "This form doesn't take files; send it as text.")
+
+
+def refuse_unstorable_text() -> Response | None:
+    """A query parameter or form field holding a NUL character (or another character
+    no database column can hold) is refused with a 400, on every route and database,
+    rather than reaching a query and failing there."""
+    if not request.args and request.mimetype not in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        return None
+    values = [*request.args.values()]
+    if request.method in ("POST", "PUT", "PATCH"):
+        values += request.form.values()
+    if any("\x00" in value or _has_surrogate(value) for value in values):
+        from app.errors import render_error
+
+        return render_error(400, "Text with a NUL or other invalid character can't be stored.")
+    return None
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

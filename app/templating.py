@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from flask import (
     Flask,
     Response,
+    current_app,
     get_flashed_messages,
     make_response,
     redirect,
@@ -20,7 +21,9 @@ from flask import (
 )
 from flask_login import current_user
 from jinja2.ext import Extension
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.models import utcnow
 from app.security import safe_next_url
 
 
@@ -48,14 +51,23 @@ def render_fragment(template: str, status: int = 200, /, **context: Any) -> Resp
     return response
 
 
+def htmx_current_url() -> SplitResult | None:
+    """The page an htmx request was made from (`HX-Current-URL`), or None when the
+    header is missing or not a URL (it comes from the client: never trust its form)."""
+    current = request.headers.get("HX-Current-URL")
+    if not current:
+        return None
+    try:
+        return urlsplit(current)
+    except ValueError:
+        return None
+
+
 def htmx_from(endpoint: str) -> bool:
     """Whether this htmx request was made from the page served by `endpoint`, so a
     response only updates (out of band) the elements that page has."""
-    current = request.headers.get("HX-Current-URL")
-    if not current:
-        return False
-    path = urlsplit(current).path
-    return path == url_for(endpoint)
+    current = htmx_current_url()
+    return current is not None and current.path == url_for(endpoint)
 
 
 def redirect_back(fallback: str, **values: Any) -> Response:
@@ -130,7 +142,11 @@ def link(endpoint: str, **values: Any) -> str:
 def _current_page() -> str:
     """Where a form on this page should send the reader back to after a no-JS POST."""
     if request.method == "POST":
-        return safe_next_url(request.form.get("next")) or url_for("browse.index")
+        try:
+            next_url = request.form.get("next")
+        except RequestEntityTooLarge:  # rendering the 413 page itself: the body is unread
+            next_url = None
+        return safe_next_url(next_url) or url_for("browse.index")
     return request.full_path.rstrip("?")
 
 
@@ -159,6 +175,17 @@ class StripIndentation(Extension):
         return self._indent.sub("\n", source)
 
 
+def _poll_every(since: datetime | None) -> str:
+    """How often a row waiting on the worker asks again: every 2 s for a page saved
+    just now, every 30 s for one queued long ago (a big import's pages)."""
+    recent = since is not None and utcnow() - since < timedelta(minutes=2)
+    return "2s" if recent else "30s"
+
+
+def _has_endpoint(name: str) -> bool:
+    return name in current_app.view_functions
+
+
 def register(app: Flask) -> None:
     app.jinja_env.add_extension(StripIndentation)
     app.after_request(_add_flashes_out_of_band)
@@ -169,5 +196,7 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["link"] = link
     app.jinja_env.globals["current_page"] = _current_page
     app.jinja_env.globals["wants_fragment"] = wants_fragment
+    app.jinja_env.globals["has_endpoint"] = _has_endpoint
+    app.jinja_env.globals["poll_every"] = _poll_every
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

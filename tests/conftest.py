@@ -21,7 +21,7 @@ from app.auth.services import create_user
 from app.extensions import db
 from app.models import Post, Topic, User
 
-pytest_plugins = ["webserver"]
+pytest_plugins = ["webserver", "browsing"]
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 PASSWORD = "correct horse battery"

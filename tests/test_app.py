@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from app import create_app
 from app.db import include_in_autogenerate
 from app.extensions import db
 from app.security import safe_next_url
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_secret_key_is_generated_once_with_owner_only_permissions(tmp_path, monkeypatch):
@@ -70,7 +75,11 @@ def test_default_database_is_sqlite_in_instance_with_wal_and_foreign_keys(tmp_pa
 
 def test_healthz_checks_the_database(client, app):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json == {"status": "ok", "database": "ok"}
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    assert response.json["schema"] == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
@@ -83,7 +92,42 @@ def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
     )
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
-    assert response.json["database"] == "unreachable"
+    assert response.json["database"] == "the database file is missing"
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda path: path.unlink(), "the database file is missing"),
+        (lambda path: (path.unlink(), path.mkdir()), "the database path is not a file"),
+        (lambda path: path.write_bytes(b"not a database " * 300), "can't be read"),
+    ],
+    ids=["removed", "a-directory", "not-a-database"],
+)
+def test_healthz_tells_the_truth_when_the_file_goes_wrong(app, client, damage, reason):
+    assert client.get("/healthz").status_code == 200  # the pool holds a connection now
+    path = Path(db.engine.url.database)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    damage(path)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert reason in response.json["database"]
+
+
+def test_deep_healthz_asks_for_a_live_worker(app, client, monkeypatch):
+    from app import jobs
+
+    response = client.get("/healthz?deep=1")
+    assert response.status_code == 503
+    assert response.json["worker"] == "no job worker has been seen"
+    jobs.heartbeat.call_local()
+    response = client.get("/healthz?deep=1")
+    assert response.status_code == 200
+    assert response.json["worker"] == "ok"
+    later = jobs.time.time() + 600
+    monkeypatch.setattr(jobs.time, "time", lambda: later)
+    assert client.get("/healthz?deep=1").status_code == 503
 
 
 def test_strict_content_security_policy_on_every_page(client):
@@ -163,3 +207,38 @@ def test_rate_limit_counters_expire_with_their_window(app, monkeypatch):
     now[0] += 61  # the window ended: the count starts again
     assert storage.get("k") == 0
     assert storage.incr("k", 60) == 1
+
+
+@pytest.mark.parametrize("path", ["/login", "/account", "/admin/users", "/list/add"])
+def test_a_file_sent_where_a_form_expects_text_is_a_clear_400(admin, client, path):
+    from io import BytesIO
+
+    token = client.csrf_token()
+    response = client.post(
+        path,
+        data={
+            "csrf_token": token,
+            "email": (BytesIO(b"x@example.com"), "email.txt"),
+            "url": (BytesIO(b"https://example.org/"), "u.txt"),
+            "current": (BytesIO(b"x"), "p.txt"),
+            "password": (BytesIO(b"x"), "p.txt"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert "take files; send it as text" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("get", "/search?q=a%00b", None),
+        ("get", "/?author=x%00", None),
+        ("post", "/list/add", {"url": "https://example.org/\x00", "title": "t"}),
+        ("post", "/login", {"email": "a\x00@example.com", "password": "x"}),
+    ],
+)
+def test_text_no_database_can_store_is_a_clear_400(reader, client, method, path, data):
+    response = client.get(path) if method == "get" else client.submit(path, data)
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)

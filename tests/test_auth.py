@@ -282,3 +282,30 @@ def test_long_passwords_get_a_clear_message_and_no_silent_cut(client, reader):
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert "Use at most 256 characters." in html and "maxlength" not in html
+
+
+# --- registration modes, the sign-in page's hints ------------------------------------
+
+
+def test_closed_registration_says_so_and_points_to_invites(client):
+    services.set_setting("registration", "closed")
+    response = client.get("/register")
+    assert response.status_code == 403
+    assert "taking new readers" in response.get_data(as_text=True)
+    assert "taking new readers" in client.get("/login").get_data(as_text=True)
+    services.set_setting("registration", "invite")
+    assert "ask an admin for an invite link" in client.get("/login").get_data(as_text=True)
+    services.set_setting("registration", "open")
+    assert 'href="/register"' in client.get("/login").get_data(as_text=True)
+
+
+def test_sign_in_page_offers_a_way_back_in(client):
+    assert 'href="/forgot">Forgot your password?</a>' in client.get("/login").get_data(
+        as_text=True
+    )
+
+
+def test_an_unknown_registration_setting_reads_as_invite_only(client):
+    services.set_setting("registration", "something else")
+    assert services.registration_mode() == "invite"
+    assert client.get("/register").status_code == 403

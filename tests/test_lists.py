@@ -360,3 +360,16 @@ def test_absurd_ids_are_404_not_500(client, reader):
     assert client.submit(f"/list/save/{huge}", htmx=True).status_code == 404
     assert client.submit(f"/list/{huge}/progress", {"progress": "5"}).status_code == 404
     assert client.get("/posts/0").status_code == 404
+
+
+def test_a_malformed_hx_current_url_is_ignored_not_a_500(client, reader, make_post):
+    post = make_post()
+    headers = {"HX-Current-URL": "http://[::1"}
+    response = client.submit(f"/list/save/{post.id}", htmx=True, headers=headers)
+    assert response.status_code == 200
+    entry = db.session.scalar(select(Entry).where(Entry.post_id == post.id))
+    response = client.submit(
+        f"/list/{entry.id}/progress", {"progress": 40}, htmx=True, headers=headers
+    )
+    assert response.status_code == 200
+    assert "40 %" in response.get_data(as_text=True)

@@ -7,7 +7,6 @@ an unreachable server into a failure. Each test gets a fresh schema from the mig
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -20,30 +19,9 @@ from app.extensions import db
 from app.lists import services
 from app.models import Activity, Entry, User
 from tests.conftest import make_app, run_concurrently, sign_in
+from tests.pg import MARKS, URL
 
-URL = os.environ.get(
-    "DOGEAR_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REQUIRED = os.environ.get("DOGEAR_TEST_POSTGRES") == "required"
-
-
-def _server_answers() -> bool:
-    try:
-        engine = create_engine(URL, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-    except Exception:  # noqa: BLE001 - any failure means "no server here"
-        return False
-    return True
-
-
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not REQUIRED and not _server_answers(), reason=f"no PostgreSQL server answers at {URL}"
-    ),
-]
+pytestmark = MARKS
 
 
 @pytest.fixture
@@ -118,3 +96,29 @@ def test_rate_limit_counters_work_on_postgres(pg_app):
     assert storage.get("login/1.2.3.4") == 3
     storage.clear("login/1.2.3.4")
     assert storage.get("login/1.2.3.4") == 0
+
+
+def test_a_connection_the_server_dropped_is_replaced_without_an_error(pg_app, tmp_path):
+    options = pg_app.config["SQLALCHEMY_ENGINE_OPTIONS"]["connect_args"]["options"]
+    app = make_app(  # the same database, under a name the test can find its connections by
+        tmp_path / "second",
+        SQLALCHEMY_DATABASE_URI=URL,
+        SQLALCHEMY_ENGINE_OPTIONS={
+            "connect_args": {"options": options, "application_name": "dogear-dropped"},
+        },
+    )
+    client = app.test_client()
+    assert client.get("/").status_code == 200  # the pool now holds a connection
+    killer = create_engine(URL)
+    with killer.begin() as conn:
+        killed = conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'dogear-dropped'"
+            )
+        ).scalar()
+    killer.dispose()
+    assert killed >= 1
+    assert client.get("/").status_code == 200  # not a 500: the pool replaced it
+    with app.app_context():
+        db.engine.dispose()

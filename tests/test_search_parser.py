@@ -1,4 +1,5 @@
-"""The search box's query language: unit tests and properties over any input."""
+"""The search box's query language: unit tests, and properties over any input for
+both engines' compilers (SQLite's FTS5 expression, PostgreSQL's tsquery)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ from datetime import date
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text as sql
 
-from app.search.engine import (
-    KEY_SEPARATORS,
-    _compile,
-    _fts_string,
-    _is_single_token,
-    _Plan,
-    title_key,
-)
+from app.extensions import db
+from app.search import postgres
+from app.search.engine import _Plan
 from app.search.parser import MAX_LENGTH, MAX_TERMS, Filter, Query, Term, parse
+from app.search.sqlite import KEY_SEPARATORS, _compile, _fts_string, _is_single_token, title_key
+from tests import pg
+from tests.pg import pg_schema  # noqa: F401 - a fixture pg_search uses
 
 
 def words(query: Query) -> list[str]:
@@ -278,3 +278,92 @@ def test_title_key_is_one_space_separated_run(text):
     key = title_key(text)
     assert "  " not in key or len(text) > 64
     assert not any(c in key for c in KEY_SEPARATORS if c != " ")
+
+
+# --- PostgreSQL: the query as tsquery text -------------------------------------------
+
+
+def tsquery(text_: str) -> str | None:
+    return postgres._compile(_Plan(query=parse(text_), user=None)).params.get("match")
+
+
+class TestTsquery:
+    def test_words_groups_and_exclusions(self):
+        assert tsquery("flask OR django tutorial -java") == (
+            "(('flask' | 'django')) & ('tutorial') & !'java'"
+        )
+
+    def test_prefix(self):
+        assert tsquery("async*") == "('async':*)"
+
+    def test_a_phrase_is_matched_within_one_field(self):
+        assert tsquery('"event lo"*') == (
+            "((('event':A <-> 'lo':*A) | ('event':B <-> 'lo':*B)"
+            " | ('event':C <-> 'lo':*C) | ('event':D <-> 'lo':*D)))"
+        )
+
+    def test_author_is_weight_c(self):
+        assert tsquery('author:"Jane Doe" -author:smith') == (
+            "((('Jane':C <-> 'Doe':C))) & !'smith':C"
+        )
+
+    def test_words_are_split_as_the_index_splits_them(self):
+        # No quote, backslash or operator can reach an operand.
+        assert tsquery("don't") == (
+            "((('don':A <-> 't':A) | ('don':B <-> 't':B)"
+            " | ('don':C <-> 't':C) | ('don':D <-> 't':D)))"
+        )
+        assert tsquery("foo_bar") is not None and "_" not in tsquery("foo_bar")
+
+    def test_ranking_and_highlighting_query_has_no_weights(self):
+        sql = postgres._compile(_Plan(query=parse('"event loop" -x author:y'), user=None))
+        assert sql.ranked == "(('event' <-> 'loop'))"
+
+    def test_only_excluded_words(self):
+        sql = postgres._compile(_Plan(query=parse("-python"), user=None))
+        assert sql.params["match"] == "'python'"
+        assert "NOT (p.search_vector @@" in sql.where
+
+
+@pytest.fixture(scope="module")
+def pg_search(tmp_path_factory, request):
+    """An app context on a migrated PostgreSQL schema with one post."""
+    schema = request.getfixturevalue("pg_schema")
+    with pg.emptied_app(tmp_path_factory.mktemp("pg"), schema):
+        db.session.execute(
+            sql(
+                "INSERT INTO posts (title, summary, author, reading_minutes, dedupe_key,"
+                " created_at, updated_at) VALUES ('Café python', 'asyncio event loop',"
+                " 'Jane Doe', 3, 'one', now(), now())"
+            )
+        )
+        db.session.commit()
+        yield
+
+
+@pytest.mark.parametrize("_db", [pytest.param("postgres", marks=pg.MARKS)])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=QUERY_TEXT, signed_in=st.booleans())
+def test_any_input_gives_a_valid_postgres_query(pg_search, _db, text, signed_in):
+    """Whatever the input, the statement we build runs (no tsquery syntax error)."""
+    query = parse(text)
+    user = FakeUser() if signed_in else None
+    plan = _Plan(query=query if signed_in else query.without_states(), user=user)
+    plan.topic_slugs = [str(f.value) for f in query.filters_for("topic")]
+    plan.topic_ids = [1 for f in query.filters_for("topic")]
+    plan.excluded_topic_ids = [2 for f in query.filters_for("topic", negated=True)]
+    if query.filters_for("source"):
+        plan.source_ids = [1, 2]
+    compiled = postgres._compile(plan)
+    try:
+        db.session.execute(
+            sql(f"SELECT count(*) FROM posts AS p WHERE {compiled.where}"),  # noqa: S608
+            compiled.params,
+        )
+        if compiled.ranked:
+            db.session.execute(
+                sql("SELECT to_tsquery('dogear', :ranked), dogear_title_key(:ranked)"),
+                compiled.params,
+            )
+    finally:
+        db.session.rollback()

@@ -72,3 +72,42 @@ class PasswordForm(FlaskForm):
         "Repeat new password",
         validators=[DataRequired(), EqualTo("password", "The passwords differ.")],
     )
+
+
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
+class ForgotForm(FlaskForm):
+    """'Forgot your password?': the address to mail a reset link to."""
+
+    email = EmailField(
+        "Email",
+        filters=[_strip],
+        validators=[
+            DataRequired(),
+            Length(max=254),
+            Email(
+                message="Enter an email address like name@example.com.", check_deliverability=False
+            ),
+        ],
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    """A new password, set through a one-time reset link."""
+
+    password = _new_password("New password")
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", "The passwords differ.")],
+    )
+
+
+class DeleteAccountForm(FlaskForm):
+    """Leaving Dogear: the reader confirms by typing their own address."""
+
+    email = EmailField(
+        "Type your email address to confirm",
+        validators=[DataRequired("Type your email address to confirm.")],
+    )

@@ -1,4 +1,5 @@
-"""Sign in, sign out, register, first-run set-up and the account page."""
+"""Sign in, sign out, register, invites, password resets, first-run set-up and the
+account page."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required, login_user, logout_user
 
+from app import mail
+from app.admin.services import delete_own_account
 from app.auth import services
-from app.auth.forms import AccountForm, LoginForm, PasswordForm
+from app.auth.forms import (
+    AccountForm,
+    DeleteAccountForm,
+    ForgotForm,
+    LoginForm,
+    PasswordForm,
+    ResetPasswordForm,
+)
+from app.auth.services import LinkProblem
 from app.extensions import limiter
 from app.models import User
 from app.security import safe_next_url
@@ -27,9 +38,17 @@ bp = Blueprint("auth", __name__)
 
 def _sign_in(user: User, remember: bool = False) -> None:
     """Start a fresh session (no pre-login state carries over) for `user`."""
-    session.clear()
+    _leave_current_session()
     services.start_login_session(user, request.headers.get("User-Agent", ""))
     login_user(user, remember=remember)
+
+
+def _leave_current_session() -> None:
+    """Whoever was signed in on this browser is signed out (their session row ends)."""
+    if current_user.is_authenticated:
+        services.end_login_session(current_user.session_token)
+        logout_user()
+    session.clear()
 
 
 def _login_limit() -> str:
@@ -45,21 +64,24 @@ def login() -> ResponseReturnValue:
     form = LoginForm(next=request.args.get("next", ""))
     status = 200
     if form.validate_on_submit():
+        email = form.email.data or ""
         try:
-            user = services.authenticate(form.email.data or "", form.password.data or "")
+            user = services.authenticate(email, form.password.data or "")
         except services.AccountDisabled as error:
+            services.record_failed_sign_in(email, "the account is disabled")
             form.email.errors.append(str(error))
         else:
             if user is not None:
                 _sign_in(user, remember=bool(form.remember.data))
                 target = safe_next_url(form.next.data) or url_for("browse.index")
                 return redirect(target, code=303)
+            services.record_failed_sign_in(email, "wrong address or password")
             form.password.errors.append("Email or password is not correct.")
         status = 422
     elif form.is_submitted():
         status = 422
     return render_template(
-        "auth/login.html", form=form, registration_open=_registration_open()
+        "auth/login.html", form=form, registration=services.registration_mode()
     ), status
 
 
@@ -67,28 +89,27 @@ def login() -> ResponseReturnValue:
 def logout() -> ResponseReturnValue:
     """End this browser's session for real, then show the sign-in page."""
     if current_user.is_authenticated:
-        services.end_login_session(current_user.session_token)
+        services.end_login_session(
+            current_user.session_token, actor=current_user._get_current_object()
+        )
     logout_user()
     session.clear()
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"), code=303)
 
 
-def _registration_open() -> bool:
-    return services.registration_mode() == "open"
-
-
 @bp.route("/register", methods=["GET", "POST"])
 @limiter.limit(_login_limit, methods=["POST"])
 def register() -> ResponseReturnValue:
     """Create an account, when the admins have opened registration."""
-    if not _registration_open():
-        return render_template("auth/register_closed.html"), 403
+    mode = services.registration_mode()
+    if mode != "open":
+        return render_template("auth/register_closed.html", mode=mode), 403
     form = AccountForm()
     status = 200
     if form.validate_on_submit():
         try:
-            user = services.create_user(form.email.data or "", form.password.data or "")
+            user = services.register(form.email.data or "", form.password.data or "")
         except services.AccountError as error:
             form.email.errors.append(str(error))
         else:
@@ -98,6 +119,126 @@ def register() -> ResponseReturnValue:
     if form.is_submitted():
         status = 422
     return render_template("auth/register.html", form=form), status
+
+
+# --- one-time links ----------------------------------------------------------------
+
+_GONE = {
+    "invite": {
+        LinkProblem.UNKNOWN: "This invite link isn't valid. Check that you copied all of it, "
+        "or ask the admin who sent it for a new one.",
+        LinkProblem.EXPIRED: "This invite link has expired. Ask the admin who sent it for a "
+        "new one.",
+        LinkProblem.USED: "This invite link was already used to create an account. If that "
+        "was you, sign in; otherwise ask the admin who sent it for a new one.",
+        LinkProblem.REVOKED: "This invite link was withdrawn by an admin. Ask them for a new "
+        "one if you still need an account.",
+    },
+    "reset": {
+        LinkProblem.UNKNOWN: "This reset link isn't valid. Check that you copied all of it, "
+        "or ask for a new one.",
+        LinkProblem.EXPIRED: "This reset link has expired. Ask for a new one.",
+        LinkProblem.USED: "This reset link was already used. If you didn't use it yourself, "
+        "ask an admin for a new one.",
+        LinkProblem.SIGNED_IN: "This reset link stopped working because the account signed "
+        "in after it was made. If you still need a new password, ask for a new link.",
+    },
+}
+
+
+def _link_gone(kind: str, problem: LinkProblem) -> ResponseReturnValue:
+    """A clear page for a link that doesn't work: 404 for one that never existed, 410
+    (gone) for one that did."""
+    status = 404 if problem is LinkProblem.UNKNOWN else 410
+    message = _GONE[kind].get(problem, _GONE[kind][LinkProblem.UNKNOWN])
+    return render_template(
+        "auth/link_gone.html", kind=kind, problem=problem.value, message=message
+    ), status
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def invite(token: str) -> ResponseReturnValue:
+    """Sign up through an admin's invite link (whatever the registration mode)."""
+    invite = services.find_invite(token)
+    problem = services.invite_problem(invite)
+    if problem is not None or invite is None:
+        return _link_gone("invite", problem or LinkProblem.UNKNOWN)
+    form = AccountForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.accept_invite(token, form.email.data or "", form.password.data or "")
+        except services.LinkGone as gone:
+            return _link_gone("invite", gone.problem)
+        except services.AccountError as error:
+            form.email.errors.append(str(error))
+        else:
+            _sign_in(user)
+            if user.is_admin:
+                flash("Welcome to Dogear! Your admin account is ready.", "success")
+                return redirect(url_for("admin.users"), code=303)
+            flash("Welcome to Dogear! Save a few posts to start your list.", "success")
+            return redirect(url_for("browse.index"), code=303)
+    if form.is_submitted():
+        status = 422
+    return render_template("auth/invite.html", form=form, invite=invite, token=token), status
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def reset(token: str) -> ResponseReturnValue:
+    """Choose a new password through a one-time reset link."""
+    found = services.find_reset(token)
+    problem = services.reset_problem(found)
+    if problem is not None or found is None:
+        return _link_gone("reset", problem or LinkProblem.UNKNOWN)
+    form = ResetPasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.use_reset_link(token, form.password.data or "")
+        except services.LinkGone as gone:
+            return _link_gone("reset", gone.problem)
+        _leave_current_session()  # whoever was signed in on this browser
+        flash(
+            f"The password of {user.email} is changed and every device was signed out. "
+            "Sign in with the new password.",
+            "success",
+        )
+        return redirect(url_for("auth.login"), code=303)
+    if form.is_submitted():
+        status = 422
+    reset, user = found
+    return render_template(
+        "auth/reset.html", form=form, token=token, user=user, reset=reset
+    ), status
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def forgot() -> ResponseReturnValue:
+    """'Forgot your password?': mail a reset link when this Dogear can send mail, else
+    say who can help. The answer never tells whether the address has an account."""
+    can_mail = mail.is_configured()
+    form = ForgotForm()
+    status = 200
+    if can_mail and form.validate_on_submit():
+        email = services.normalize_email(form.email.data or "")
+        services.request_reset_mail(email)
+        minutes = current_app.config["RESET_LINK_MINUTES"]
+        flash(
+            f"If {email} belongs to an account here, a link to choose a new password is "
+            f"on its way to it. The link works once, for {minutes} minutes.",
+            "success",
+        )
+        return redirect(url_for("auth.login"), code=303)
+    if can_mail and form.is_submitted():
+        status = 422
+    return render_template("auth/forgot.html", form=form, can_mail=can_mail), status
+
+
+# --- first run and the account page --------------------------------------------------
 
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])
@@ -140,3 +281,31 @@ def account() -> ResponseReturnValue:
     if form.is_submitted():
         status = 422
     return render_template("auth/account.html", form=form), status
+
+
+@bp.post("/account/sign-out-everywhere")
+@login_required
+def sign_out_everywhere() -> ResponseReturnValue:
+    """End every session of this account except the one on this device."""
+    services.end_other_sessions(current_user._get_current_object())
+    flash("You are signed out on every other device.", "success")
+    return redirect(url_for("auth.account"), code=303)
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@login_required
+def delete_account() -> ResponseReturnValue:
+    """Leave Dogear: the account and everything only it had, after typing the address."""
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        try:
+            delete_own_account(current_user._get_current_object(), form.email.data or "")
+        except services.AccountError as error:
+            form.email.errors.append(str(error))
+        else:
+            logout_user()
+            session.clear()
+            flash("Your account and your reading list are deleted. Goodbye!", "success")
+            return redirect(url_for("browse.index"), code=303)
+    status = 422 if form.is_submitted() else 200
+    return render_template("auth/delete_account.html", form=form), status

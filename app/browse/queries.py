@@ -8,22 +8,22 @@ from datetime import date
 
 from sqlalchemy import Select, case, func, select
 
-from app.access import visible_posts_clause
+from app.access import catalog_clause
 from app.browse.filters import LENGTHS, BrowseFilters
+from app.db import unindexed
 from app.extensions import db
-from app.models import Post, Source, Topic, User, post_topics
+from app.models import Post, Source, Topic, post_topics
 
 
-def catalog_posts(
-    user: User | None, filters: BrowseFilters, *, common_topic: bool = False
-) -> Select[tuple[Post]]:
-    """The posts a reader can browse, filtered and sorted.
+def catalog_posts(filters: BrowseFilters, *, common_topic: bool = False) -> Select[tuple[Post]]:
+    """The catalog posts a reader can browse, filtered and sorted. (Articles readers
+    added are not in the catalog: they live on their lists and in their searches.)
 
     `common_topic` picks the plan for the topic filter: for a topic on many posts,
     walk the sorted index and check each post (EXISTS) so the first page stops after
     a few dozen rows; for a rare topic, fetch its few posts first (IN) and sort them.
     """
-    stmt = select(Post).where(visible_posts_clause(user))
+    stmt = select(Post).where(catalog_clause())
     if filters.topic:
         topic_id = select(Topic.id).where(Topic.slug == filters.topic).scalar_subquery()
         if common_topic:
@@ -49,9 +49,11 @@ def catalog_posts(
         stmt = stmt.where(Post.source_id == filters.source)
     # A length bucket holds a third of the catalog: when the page is sorted by date,
     # walking the date index and skipping other lengths beats fetching the whole
-    # bucket and sorting it. `+ 0` keeps SQLite's planner off the minutes index.
+    # bucket and sorting it; SQLite's planner has to be kept off the minutes index.
     minutes = (
-        Post.reading_minutes + 0 if filters.sort in ("newest", "oldest") else Post.reading_minutes
+        unindexed(Post.reading_minutes)
+        if filters.sort in ("newest", "oldest")
+        else Post.reading_minutes
     )
     if filters.length == "short":
         stmt = stmt.where(minutes < 5)

@@ -13,11 +13,15 @@ from app import access
 from app.browse import queries
 from app.browse.filters import LENGTHS, SORTS, BrowseFilters
 from app.lists.queries import entries_for_posts, entry_for_post
+from app.models import ContentKind
 from app.pagination import paginate
 from app.search.engine import related_posts
 from app.templating import render, wants_fragment
 
 bp = Blueprint("browse", __name__)
+
+# Kinds of content the reader view shows (a PDF stays a link to the original).
+READER_KINDS = frozenset({ContentKind.ARTICLE.value, ContentKind.TEXT.value})
 
 
 @bp.get("/")
@@ -25,9 +29,7 @@ def index() -> ResponseReturnValue:
     """The catalog, newest first, narrowed by facet links and sorted."""
     filters = BrowseFilters.from_args(request.args)
     facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
-    posts = queries.catalog_posts(
-        current_user, filters, common_topic=facets.is_common_topic(filters.topic)
-    )
+    posts = queries.catalog_posts(filters, common_topic=facets.is_common_topic(filters.topic))
     page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
     fragment = wants_fragment()
     return render(
@@ -59,8 +61,21 @@ def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
 
 @bp.get("/posts/<int:post_id>")
 def post(post_id: int) -> ResponseReturnValue:
-    """One post: its details and, for a signed-in reader, their controls."""
+    """One post: the article in the reader view when Dogear has its text, else its
+    details and where fetching it stands; for a signed-in reader, their controls and
+    their place in it. htmx polls it while the article is being fetched."""
     post = access.visible_post(current_user, post_id)
     entry = entry_for_post(current_user, post_id) if current_user.is_authenticated else None
-    related = related_posts(post, 5, user=current_user)
-    return render("browse/post.html", "browse/post.html", post=post, entry=entry, related=related)
+    # The article's HTML is a deferred column (large; only this page shows it): load it
+    # just for a post the reader view can show, not for PDFs, links or pending fetches.
+    reader_view = post.content_kind in READER_KINDS and bool(post.content)
+    # A poll swaps only the post itself (hx-select): no related posts to look up.
+    related = [] if wants_fragment() else related_posts(post, 5, user=current_user)
+    return render(
+        "browse/post.html",
+        "browse/post.html",
+        post=post,
+        entry=entry,
+        related=related,
+        reader_view=reader_view,
+    )

@@ -14,13 +14,14 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.catalog.listing import ListingEntry, ListingError, parse_listing
-from app.catalog.topics import VOCABULARY, assign_topics
+from app.catalog.topics import assign_topics, load_vocabulary, seed_vocabulary
 from app.db import write_transaction
 from app.extensions import db
-from app.models import Post, Source, SourceKind, Topic, utcnow
+from app.models import Post, Setting, Source, SourceKind, Topic, utcnow
 
 WORDS_PER_MINUTE = 230
 DEMO_SOURCE_NAME = "Dogear demo catalog"
+DEMO_REMOVED_KEY = "catalog.demo_removed"  # a Setting: an admin removed it, don't reload it
 _KEYS_PER_QUERY = 500  # keeps `IN (...)` well under every database's parameter limit
 
 
@@ -61,16 +62,11 @@ def reading_minutes_for(minutes: int | None, word_count: int | None) -> int:
 
 
 def ensure_topics() -> dict[str, Topic]:
-    """Create the vocabulary's missing topics; slug -> Topic. Call inside a transaction."""
-    topics = {
-        topic.slug: topic
-        for topic in db.session.scalars(select(Topic).where(Topic.slug.in_(list(VOCABULARY))))
-    }
-    for slug, (name, _keywords) in VOCABULARY.items():
-        if slug not in topics:
-            topics[slug] = Topic(slug=slug, name=name)
-            db.session.add(topics[slug])
-    return topics
+    """Every topic the tagger can assign, slug -> Topic; the first call copies the
+    built-in vocabulary into the database (app/catalog/topics.py). Call inside a
+    transaction."""
+    seed_vocabulary()
+    return {topic.slug: topic for topic in db.session.scalars(select(Topic))}
 
 
 def import_listings(
@@ -88,12 +84,13 @@ def import_listings(
         parsed = parse_listing(text, filename=filename)
         entries.extend(parsed.entries)
         errors.extend(parsed.errors)
-    # Everything that needs no database happens before the write lock is taken.
+    # Everything that needs no write happens before the write lock is taken.
+    vocabulary = load_vocabulary()
     keyed = [
         (
             dedupe_key(entry.title, entry.published_on),
             entry,
-            assign_topics(entry.title, entry.summary),
+            assign_topics(entry.title, entry.summary, vocabulary=vocabulary),
         )
         for entry in entries
     ]
@@ -122,7 +119,7 @@ def import_listings(
                     dedupe_key=key,
                     source=source,
                     owner_id=None,
-                    topics=[topics[slug] for slug in slugs],
+                    topics=[topics[slug] for slug in slugs if slug in topics],
                 )
             )
         db.session.add_all(posts)
@@ -137,6 +134,8 @@ def load_demo() -> ImportReport | None:
     if not current_app.config.get("DEMO"):
         return None
     if db.session.scalar(select(Post.id).limit(1)) is not None:
+        return None
+    if db.session.get(Setting, DEMO_REMOVED_KEY) is not None:
         return None
     text = resources.files("app.catalog").joinpath("demo.txt").read_text(encoding="utf-8")
     return import_listings([("demo.txt", text)], source_name=DEMO_SOURCE_NAME)

@@ -14,12 +14,27 @@ Rules, in short:
   they talk about asyncio itself.
 - pytest is a testing keyword (and implies Python); uv, Ruff, pip, Poetry, mypy,
   pre-commit and git are tooling.
+
+Where the keywords live: VOCABULARY below is the built-in vocabulary. The first import
+(or the first change an admin makes to topics) copies it into the database
+(`Topic.keywords`, one pattern per line) and from then on the database is the
+vocabulary: admins edit keywords, add and rename topics. Until then the built-in one
+is used as it is, so a new or test database tags exactly as before.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from flask import has_app_context
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Setting, Topic
 
 # slug -> (display name, keyword regex fragments)
 VOCABULARY: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -266,22 +281,113 @@ IMPLIED: dict[str, tuple[str, ...]] = {
 # A topic found only in a post's content needs this many mentions there.
 CONTENT_MIN_MENTIONS = 3
 
-_PATTERNS: dict[str, re.Pattern[str]] = {
-    slug: re.compile(r"(?<!\w)(?:" + "|".join(fragments) + r")(?!\w)", re.IGNORECASE)
-    for slug, (_name, fragments) in VOCABULARY.items()
-}
+# The setting that says the database holds the vocabulary (see `seed_vocabulary`).
+SEEDED_KEY = "topics.vocabulary_seeded"
+
 _TAG = re.compile(r"<[^>]*>")
 
 
-def assign_topics(title: str, summary: str, content: str = "") -> list[str]:
-    """The sorted slugs of the topics a post is about. `content` may be HTML."""
+def keyword_lines(text: str) -> list[str]:
+    """The keyword patterns in a topic's `keywords` text: one per non-blank line."""
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+@lru_cache(maxsize=512)
+def compile_keywords(fragments: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One topic's fragments as the tagger matches them: case-insensitive, whole words.
+    None for no fragments (a topic assigned by hand only). Raises `re.error`."""
+    if not fragments:
+        return None
+    return re.compile(r"(?<!\w)(?:" + "|".join(fragments) + r")(?!\w)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The topics the tagger knows: slug -> pattern (topics without keywords have no
+    pattern, but implied topics can still land on them)."""
+
+    patterns: dict[str, re.Pattern[str]]
+    slugs: frozenset[str]
+
+    @classmethod
+    def from_keywords(cls, keywords: Iterable[tuple[str, Iterable[str]]]) -> Vocabulary:
+        patterns: dict[str, re.Pattern[str]] = {}
+        slugs: set[str] = set()
+        for slug, fragments in keywords:
+            slugs.add(slug)
+            pattern = compile_keywords(tuple(fragments))
+            if pattern is not None:
+                patterns[slug] = pattern
+        return cls(patterns=patterns, slugs=frozenset(slugs))
+
+
+BUILTIN = Vocabulary.from_keywords(
+    (slug, fragments) for slug, (_name, fragments) in VOCABULARY.items()
+)
+
+
+def vocabulary_seeded() -> bool:
+    """Whether the database holds the vocabulary yet."""
+    return db.session.get(Setting, SEEDED_KEY) is not None
+
+
+def load_vocabulary() -> Vocabulary:
+    """The vocabulary in use: the database's once seeded, else the built-in one (also
+    outside an app context). One small query; compiled patterns are cached."""
+    if not has_app_context() or not vocabulary_seeded():
+        return BUILTIN
+    rows = db.session.execute(select(Topic.slug, Topic.keywords)).all()
+    patterns: dict[str, re.Pattern[str]] = {}
+    for slug, keywords in rows:
+        try:
+            pattern = compile_keywords(tuple(keyword_lines(keywords)))
+        except re.error:  # admins' input is checked when saved; never stop an import
+            continue
+        if pattern is not None:
+            patterns[slug] = pattern
+    return Vocabulary(patterns=patterns, slugs=frozenset(slug for slug, _ in rows))
+
+
+def builtin_keywords(slug: str) -> str:
+    """The built-in keywords of a vocabulary topic, one per line ("" for others)."""
+    return "\n".join(VOCABULARY[slug][1]) if slug in VOCABULARY else ""
+
+
+def seed_vocabulary() -> bool:
+    """Copy the built-in vocabulary into the database, once: create its missing topics
+    and fill in the keywords of those that have none. Call inside a write transaction.
+    True when it seeded now; afterwards admins' changes (a merged-away or emptied
+    topic) are never undone by it."""
+    if vocabulary_seeded():
+        return False
+    existing = {topic.slug: topic for topic in db.session.scalars(select(Topic))}
+    for slug, (name, fragments) in VOCABULARY.items():
+        topic = existing.get(slug)
+        if topic is None:
+            db.session.add(Topic(slug=slug, name=name, keywords="\n".join(fragments)))
+        elif not keyword_lines(topic.keywords):
+            topic.keywords = "\n".join(fragments)
+    db.session.add(Setting(key=SEEDED_KEY, value="1"))
+    db.session.flush()
+    return True
+
+
+def assign_topics(
+    title: str, summary: str, content: str = "", vocabulary: Vocabulary | None = None
+) -> list[str]:
+    """The sorted slugs of the topics a post is about. `content` may be HTML.
+
+    `vocabulary` defaults to the one in use (`load_vocabulary()`); pass it when tagging
+    many posts so it is read once.
+    """
+    vocabulary = vocabulary or load_vocabulary()
     text = f"{title}\n{summary}"
     body = html.unescape(_TAG.sub(" ", content)) if content else ""
     found = {
         slug
-        for slug, pattern in _PATTERNS.items()
+        for slug, pattern in vocabulary.patterns.items()
         if pattern.search(text) or (body and len(pattern.findall(body)) >= CONTENT_MIN_MENTIONS)
     }
     for slug in list(found):
-        found.update(IMPLIED.get(slug, ()))
+        found.update(s for s in IMPLIED.get(slug, ()) if s in vocabulary.slugs)
     return sorted(found)

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, selectinload
 
 from app.extensions import db
-from app.models import Entry, EntryState, Post, User
+from app.models import Entry, EntryState, Post, Tag, User
 
 OPEN_STATES = (EntryState.SAVED.value, EntryState.READING.value)
 TABS = (
@@ -31,21 +31,28 @@ def count_open_entries(user: User) -> int:
     )
 
 
-def entries_in_state(user: User, state: str) -> Select[tuple[Entry]]:
-    """One tab of the list, in the order that tab reads best."""
+def entries_in_state(user: User, state: str, tag: str | None = None) -> Select[tuple[Entry]]:
+    """One tab of the list, in the order that tab reads best; with `tag`, only the
+    entries the reader gave that tag."""
     order = {
         EntryState.SAVED.value: (Entry.position, Entry.id),
         EntryState.READING.value: (Entry.touched_at.desc(), Entry.id.desc()),
         EntryState.DONE.value: (Entry.finished_at.desc(), Entry.id.desc()),
         EntryState.ARCHIVED.value: (Entry.touched_at.desc(), Entry.id.desc()),
     }[state]
-    return (
+    stmt = (
         select(Entry)
         .join(Entry.post)
-        .options(contains_eager(Entry.post).lazyload(Post.topics))  # rows show no topics
+        .options(
+            contains_eager(Entry.post).lazyload(Post.topics),  # rows show no topics
+            selectinload(Entry.tags),  # one query for the page's tags
+        )
         .where(Entry.user_id == user.id, Entry.state == state)
         .order_by(*order)
     )
+    if tag:
+        stmt = stmt.where(Entry.tags.any((Tag.name == tag) & (Tag.user_id == user.id)))
+    return stmt
 
 
 @dataclass(frozen=True)

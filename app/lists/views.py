@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+import re
+from urllib.parse import parse_qs
 
-from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from app import access
 from app.lists import queries, services
-from app.lists.forms import ProgressForm
-from app.models import Entry, EntryState
+from app.lists.forms import AddForm, PositionForm, ProgressForm
+from app.models import Entry, EntryState, FetchState
 from app.pagination import page_number, paginate
-from app.templating import htmx_from, redirect_back, render, render_fragment, wants_fragment
+from app.templating import (
+    htmx_current_url,
+    htmx_from,
+    hx_redirect,
+    redirect_back,
+    render,
+    render_fragment,
+    wants_fragment,
+)
 
 bp = Blueprint("lists", __name__, url_prefix="/list")
 
@@ -24,9 +33,15 @@ def _state_arg() -> str:
     return state if state in dict(queries.TABS) else EntryState.SAVED.value
 
 
-def _list_context(state: str, page_number: int = 1) -> dict:
+def _tag_arg() -> str | None:
+    """`?tag=name`: the list narrowed to one of the reader's tags (app/tags/)."""
+    tag = " ".join(request.args.get("tag", "").split()).lower()[:60]
+    return tag or None
+
+
+def _list_context(state: str, page_number: int = 1, tag: str | None = None) -> dict:
     page = paginate(
-        queries.entries_in_state(current_user, state),
+        queries.entries_in_state(current_user, state, tag),
         page_number,
         current_app.config["POSTS_PER_PAGE"],
     )
@@ -36,6 +51,7 @@ def _list_context(state: str, page_number: int = 1) -> dict:
         "summary": queries.list_summary(current_user),
         "page": page,
         "entries": page.items,
+        "tag": tag,
     }
 
 
@@ -43,8 +59,88 @@ def _list_context(state: str, page_number: int = 1) -> dict:
 @login_required
 def index() -> ResponseReturnValue:
     """The reader's list, one tab at a time, with time left."""
-    context = _list_context(_state_arg(), page_number(request.args.get("page")))
+    context = _list_context(_state_arg(), page_number(request.args.get("page")), _tag_arg())
     return render("lists/index.html", "lists/partials/tab.html", **context)
+
+
+@bp.route("/add", methods=["GET", "POST"])
+@login_required
+def add() -> ResponseReturnValue:
+    """Save any page by its address. GET only fills the form in (the bookmarklet and
+    the share target land here); one press of Save saves."""
+    if request.method == "GET":
+        form = AddForm(formdata=None, data=_prefill())
+        return render("lists/add.html", "lists/partials/add_form.html", form=form)
+    form = AddForm()
+    if not form.validate():
+        return render("lists/add.html", "lists/partials/add_form.html", 422, form=form)
+    added = services.add_article(current_user, form.url.data, form.title.data or "")
+    entry = added.entry
+    if added.added:
+        flash(f"Saved “{entry.display_title}” to the top of Up next.", "success")
+        target = url_for("lists.index", state="saved")
+    else:
+        tab = dict(queries.TABS)[entry.state]
+        flash(f"You saved this page already; it's in {tab}.", "info")
+        target = url_for("browse.post", post_id=entry.post_id)
+    if wants_fragment():
+        return hx_redirect(target)
+    return redirect(target, code=303)
+
+
+_URL_IN_TEXT = re.compile(r"https?://\S+")
+
+
+def _prefill() -> dict[str, str]:
+    """What the bookmarklet or a share sheet sent. Phones often put the address in
+    `text` (with words around it) rather than in `url`."""
+    url = request.args.get("url", "").strip()
+    text = request.args.get("text", "").strip()
+    if not url and (found := _URL_IN_TEXT.search(text)):
+        url = found.group(0)
+    return {"url": url[:4096], "title": " ".join(request.args.get("title", "").split())[:500]}
+
+
+@bp.get("/<int:entry_id>")
+@login_required
+def entry(entry_id: int) -> ResponseReturnValue:
+    """One row of the list (polled while its page is being fetched); a plain request
+    goes to the post itself."""
+    entry = access.own_entry(current_user, entry_id)
+    if not wants_fragment():
+        return redirect(url_for("browse.post", post_id=entry.post_id))
+    # Once the page is in, its reading time counts in the list's totals.
+    done = entry.post.fetch_state != FetchState.PENDING.value
+    summary = queries.list_summary(current_user) if done and htmx_from("lists.index") else None
+    return render_fragment(
+        "lists/partials/entry.html", entry=entry, with_counters=done, summary=summary
+    )
+
+
+@bp.post("/<int:entry_id>/refetch")
+@login_required
+def refetch(entry_id: int) -> ResponseReturnValue:
+    """Try fetching a page that failed once more."""
+    entry = services.retry_fetch(current_user, entry_id)
+    flash(f"Fetching “{entry.display_title}” again.", "success")
+    if not wants_fragment():
+        return redirect_back("lists.index")
+    return render_fragment("lists/partials/entry.html", entry=entry)
+
+
+@bp.post("/<int:entry_id>/position")
+@login_required
+def record_position(entry_id: int) -> ResponseReturnValue:
+    """The reader view saves how far the reader got; answers the entry's new state as
+    JSON (`navigator.sendBeacon` ignores the answer)."""
+    access.own_entry(current_user, entry_id)
+    form = PositionForm()
+    if not form.validate():
+        return jsonify(error=form.position.errors[0]), 422
+    entry = services.record_reading(current_user, entry_id, form.position.data)
+    return jsonify(
+        progress=entry.progress, state=entry.state, resume_position=entry.resume_position
+    )
 
 
 @bp.post("/save/<int:post_id>")
@@ -92,7 +188,7 @@ def update_progress(entry_id: int) -> ResponseReturnValue:
         context.update(error_entry_id=entry.id, error=error)
         return render("lists/index.html", "lists/partials/tab.html", 422, **context)
     entry = services.update_progress(current_user, entry_id, form.progress.data)
-    flash(_progress_message(entry.progress, entry.post.title), "success")
+    flash(_progress_message(entry.progress, entry.display_title), "success")
     if not wants_fragment():
         return redirect_back("lists.index", state=entry.state)
     return _entry_response(entry)
@@ -121,7 +217,7 @@ def archive(entry_id: int) -> ResponseReturnValue:
     """Archive an entry, or bring it back with `archived=0`."""
     archived = request.form.get("archived", "1") != "0"
     entry = services.set_archived(current_user, entry_id, archived)
-    title = entry.post.title
+    title = entry.display_title
     flash(f"Archived “{title}”." if archived else f"“{title}” is back on your list.", "success")
     if not wants_fragment():
         return redirect_back("lists.index")
@@ -132,8 +228,8 @@ def archive(entry_id: int) -> ResponseReturnValue:
 @login_required
 def remove(entry_id: int) -> ResponseReturnValue:
     """Remove an entry from the list; htmx removes its row."""
-    post = services.remove_entry(current_user, entry_id)
-    flash(f"Removed “{post.title}” from your list.", "success")
+    title = services.remove_entry(current_user, entry_id)
+    flash(f"Removed “{title}” from your list.", "success")
     if not wants_fragment():
         return redirect_back("lists.index")
     response = render_fragment(
@@ -164,7 +260,8 @@ def _entry_response(entry: Entry) -> ResponseReturnValue:
 
 def _tab_of_current_page() -> str:
     """The tab the reader is looking at, from htmx's HX-Current-URL."""
-    query = parse_qs(urlsplit(request.headers.get("HX-Current-URL", "")).query)
+    current = htmx_current_url()
+    query = parse_qs(current.query) if current else {}
     state = query.get("state", [EntryState.SAVED.value])[0]
     return state if state in dict(queries.TABS) else EntryState.SAVED.value
 

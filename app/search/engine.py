@@ -1,53 +1,34 @@
-"""Search behind one small interface, and its SQLite FTS5 implementation.
+"""Search behind one small interface; an implementation per database.
 
-Views call `search()` and `related_posts()`; each picks the implementation for the
-database in use. `SQLiteSearch` reads the FTS5 tables built by migration 0002;
-`PortableSearch` is a plain-SQL stand-in for other databases until they get their own.
+Views call `search()` and `related_posts()`; each picks the engine for the database
+in use: `app.search.sqlite.SQLiteSearch` (FTS5, migrations 0002 and 0005) or
+`app.search.postgres.PostgresSearch` (tsvector and GIN, migration 0008). Both take
+the query `parser.parse()` made and answer with the same `SearchResults`, by the same
+rules: every group of words must match, excluded words and filters apply as the parser
+documents, a reader sees the shared catalog plus the private posts they have an entry
+for, an exact title comes first, then relevance over the POOL most recently added
+matches, ties newest first; counts stop at COUNT_CAP.
 
-How SQLite search stays fast at 100,000 posts (see bench/README.md for the numbers):
-
-- Every filter that can be a token is one: topics, year, length bucket, source and
-  "private to reader N" are words in the hidden `meta` column, so the full-text index
-  alone decides what matches, who may see it, and how many there are.
-- Relevance is bm25 with column weights, computed for a bounded pool: the POOL most
-  recently added matches (the index walks rowids backwards for free). When a query
-  matches fewer posts than that, the ranking is exact; when it matches thousands, the
-  ranking is of the newest POOL, and the page says so.
-- An exact title match is one lookup in `post_title_fts` and always comes first.
-- Counts stop at COUNT_CAP ("2,000+ results"). Facets are counted over the pool.
-- Date and length sorts join the matches to `posts` when there are few of them, and
-  walk the posts index in order, testing membership, when there are many.
-- Date and minute ranges are checked on `posts` rows, after year and length tokens
-  have narrowed the matches; a selective range becomes a small set to test against.
-- The number of statements per page is fixed; none depends on the number of results.
+This module holds what the engines share: the result types, the plan (filters
+resolved against the database), highlighting, loading the posts of a page.
 """
-
-# ruff: noqa: S608 - statements here are assembled from this module's own fragments;
-# every value from the user, the FTS5 expression included, is a bound parameter.
 
 from __future__ import annotations
 
-import json
-import logging
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any, Protocol
+from typing import Protocol
 
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, func, or_, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from app.extensions import db
-from app.models import Entry, EntryState, Post, Source, Topic, User, post_topics
+from app.models import Post, Source, Topic, User
 from app.pagination import Page
-from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
-from app.search.parser import Filter, Query, Term
-
-log = logging.getLogger(__name__)
+from app.search.facets import Facets
+from app.search.parser import Filter, Query
 
 SORTS = {
     "relevance": "Best match",
@@ -58,26 +39,10 @@ SORTS = {
 }
 POOL = 500  # posts ranked (and counted for facets) per query
 COUNT_CAP = 2000  # results counted before saying "2,000+"
-FEW_POSTS = 5000  # a range filter this selective is tested as set membership
-
-# bm25 weights, in the column order of posts_fts: title >> summary, author, topics >
-# content; meta carries filter tokens only.
-WEIGHTS = "10.0, 2.5, 2.5, 2.5, 1.0, 0.0"
-SEARCH_COLUMNS = "{title summary author topics content}"
-RELATED_COLUMNS = "{title summary topics}"
 
 # Highlight markers: private-use characters, turned into <mark> after escaping.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
 SNIPPET_TOKENS = 30
-
-# Mirrors KEY_SEPARATORS in migrations/versions/0002_search_index.py.
-KEY_SEPARATORS = (
-    "\t\n\r\u00a0\u2009\u202f\u3000"
-    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-    "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2026\u2018\u2019\u201a\u201c\u201d\u201e"
-    "\u00ab\u00bb\u2039\u203a\u00b7\u2022\u00a1\u00bf\u00a7\u00b6\u2020\u2021\u2032\u2033"
-    "\u00a9\u00ae\u2122\u2190\u2192\u21d2\u00d7\u00f7"
-)
 
 
 @dataclass(frozen=True)
@@ -135,9 +100,17 @@ def related_posts(post: Post, limit: int = 5, *, user: User | None = None) -> li
 
 
 def _engine() -> SearchEngine:
-    if db.session.get_bind().dialect.name == "sqlite":
+    """The implementation for the database in use (imported here: each imports this)."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "sqlite":
+        from app.search.sqlite import SQLiteSearch
+
         return SQLiteSearch()
-    return PortableSearch()
+    if dialect == "postgresql":
+        from app.search.postgres import PostgresSearch
+
+        return PostgresSearch()
+    raise NotImplementedError(f"no search engine for {dialect}")
 
 
 # --- Shared by the implementations ---------------------------------------------------
@@ -153,6 +126,8 @@ class _Plan:
     impossible: bool = False  # a filter names nothing (topic:nosuch): no results
     topic_slugs: list[str] = field(default_factory=list)  # all of them (AND)
     excluded_topic_slugs: list[str] = field(default_factory=list)
+    topic_ids: list[int] = field(default_factory=list)  # the same topics, by id
+    excluded_topic_ids: list[int] = field(default_factory=list)
     source_ids: list[int] | None = None  # any of them; None = no source filter
     excluded_source_ids: list[int] = field(default_factory=list)
     years: tuple[int, int] | None = None  # the catalog's first and last year, if asked
@@ -171,9 +146,11 @@ def _plan(query: Query, user: User | None) -> _Plan:
     if any(f.field == "topic" for f in query.filters):
         # By slug or by name, any case; topics are few, so compare them here.
         by_value: dict[str, str] = {}
-        for slug, name in db.session.execute(select(Topic.slug, Topic.name)):
+        ids: dict[str, int] = {}
+        for topic_id, slug, name in db.session.execute(select(Topic.id, Topic.slug, Topic.name)):
             by_value.setdefault(name.casefold(), slug)
             by_value[slug.casefold()] = slug
+            ids[slug] = topic_id
         for f in query.filters_for("topic"):
             slug = by_value.get(str(f.value).casefold())
             if slug is None:
@@ -186,6 +163,8 @@ def _plan(query: Query, user: User | None) -> _Plan:
             for f in query.filters_for("topic", negated=True)
             if str(f.value).casefold() in by_value
         ]
+        plan.topic_ids = [ids[slug] for slug in plan.topic_slugs]
+        plan.excluded_topic_ids = [ids[slug] for slug in plan.excluded_topic_slugs]
     if query.filters_for("before") or query.filters_for("after"):
         # Two scalar subqueries: each is one index lookup, min() and max() together a scan.
         first, last = db.session.execute(
@@ -220,10 +199,6 @@ def _or_list(filters: Iterable[Filter]) -> str:
     return " or ".join(f"“{f.value_text}”" for f in filters)
 
 
-def _started_states() -> tuple[str, ...]:
-    return (EntryState.READING.value, EntryState.DONE.value)
-
-
 def _marked(fragment: str) -> Markup:
     """Escape text from the index, then turn marker pairs into <mark> elements.
 
@@ -248,41 +223,6 @@ def _marked(fragment: str) -> Markup:
     return Markup("".join(out))  # noqa: S704 - built from escaped text and our own tags
 
 
-def title_key(text: str) -> str:
-    """The exact-title key, computed as the migration's SQL views compute it."""
-    for char in KEY_SEPARATORS:
-        text = text.replace(char, " ")
-    for _ in range(6):
-        text = text.replace("  ", " ")
-    return text.strip(" ")
-
-
-def _is_single_token(key: str) -> bool:
-    """True when FTS5's unicode61 tokenizer (space being a token character) should
-    read the whole key as one token; a phrase query would fail on the detail=none key
-    table. unicode61 knows Unicode 6.1 only, so a newer letter can still split the
-    key: the lookup treats that failure as "no exact match"."""
-    return bool(key) and all(ch == " " or unicodedata.category(ch)[0] in "LN" for ch in key)
-
-
-def _order_by(sort: str, *, walk_index: bool) -> str:
-    """ORDER BY over posts aliased p.
-
-    With `walk_index` SQLite may read an index in this order and stop at the LIMIT
-    (right when most rows match). Without, the "+" hides the columns from the index,
-    so the planner starts from the few matching rows and sorts them (right when they
-    are few: without statistics SQLite can't tell the two apart).
-    """
-    plus = "" if walk_index else "+"
-    column, direction = {
-        "newest": ("published_on", "DESC"),
-        "oldest": ("published_on", "ASC"),
-        "shortest": ("reading_minutes", "ASC"),
-        "longest": ("reading_minutes", "DESC"),
-    }[sort]
-    return f"{plus}p.{column} {direction}, {plus}p.id {direction}"
-
-
 def _load_posts(ids: Sequence[int]) -> list[Post]:
     """The posts with these ids, in this order (topics loaded in one more query)."""
     if not ids:
@@ -291,32 +231,10 @@ def _load_posts(ids: Sequence[int]) -> list[Post]:
         select(Post)
         .where(Post.id.in_(ids))
         # Content can be a whole article of HTML, and no result list shows it.
-        .options(selectinload(Post.topics), defer(Post.content))
+        .options(selectinload(Post.topics), defer(Post.content), defer(Post.content_text))
     ).all()
     by_id = {post.id: post for post in posts}
     return [by_id[i] for i in ids if i in by_id]
-
-
-def _count_facets(query: Query, ids: Sequence[int], sample: int | None) -> Facets:
-    """Facet counts over the posts with these ids: two grouped statements."""
-    counter = FacetCounter(query)
-    if ids:
-        for author, published_on, minutes, n in db.session.execute(
-            select(Post.author, Post.published_on, Post.reading_minutes, func.count())
-            .where(Post.id.in_(ids))
-            .group_by(Post.author, Post.published_on, Post.reading_minutes)
-        ):
-            for _ in range(n):
-                counter.add_post(author, published_on, minutes)
-        counter.add_topics(
-            db.session.execute(
-                select(Topic.slug, Topic.name, func.count())
-                .join(post_topics, post_topics.c.topic_id == Topic.id)
-                .where(post_topics.c.post_id.in_(ids))
-                .group_by(Topic.id)
-            ).all()
-        )
-    return counter.build(sample)
 
 
 def _empty(plan: _Plan, sort: str, page: int) -> SearchResults:
@@ -329,495 +247,6 @@ def _empty(plan: _Plan, sort: str, page: int) -> SearchResults:
         facets=Facets(),
         notes=tuple(plan.notes),
     )
-
-
-# --- SQLite FTS5 ---------------------------------------------------------------------
-
-
-def _fts_string(text: str) -> str:
-    """A string literal in FTS5 query syntax: the tokenizer, never the parser, reads it."""
-    return '"' + text.replace('"', '""') + '"'
-
-
-def _fts_term(term: Term) -> str:
-    return _fts_string(term.text) + ("*" if term.prefix else "")
-
-
-def _fts_text(query: Query) -> str | None:
-    """The positive words: each group an OR, all groups ANDed, in the searched columns."""
-    if not query.groups:
-        return None
-    groups = ["(" + " OR ".join(_fts_term(t) for t in group) + ")" for group in query.groups]
-    return f"{SEARCH_COLUMNS}: (" + " AND ".join(groups) + ")"
-
-
-def _meta(*tokens: str) -> str:
-    """Any of these filter tokens (quoted: a slug may hold anything)."""
-    return "{meta}: (" + " OR ".join(_fts_string(t) for t in tokens) + ")"
-
-
-def _topic_token(slug: str) -> str:
-    return "dgxt" + slug.replace("-", "")
-
-
-def _year_tokens(
-    after: date | None, before: date | None, catalog: tuple[int, int] | None
-) -> list[str] | None:
-    """Year tokens covering a date range within the catalog's years, when that is a
-    short list, so the index narrows the matches before rows are read (else None).
-    An empty list: the range is empty."""
-    if catalog is None or (after is None and before is None):
-        return None
-    first = max(after.year, catalog[0]) if after else catalog[0]
-    if before is None:
-        last = catalog[1]
-    else:
-        last = min(
-            before.year if (before.month, before.day) > (1, 1) else before.year - 1, catalog[1]
-        )
-    if last < first:
-        return []
-    if last - first > 5:
-        return None
-    return [f"dgxy{year}" for year in range(first, last + 1)]
-
-
-@dataclass
-class _Sql:
-    """One planned query as SQL: where its rows come from and what they must satisfy.
-
-    Rows come from the FTS index when there is anything for it to match (words, or
-    filters that are tokens); a query of only range and `is:` filters reads `posts`
-    directly, the way browse does.
-    """
-
-    match: str | None  # the FTS5 expression, None when the index isn't needed
-    post_conditions: list[str]  # over posts aliased p
-    id_conditions: list[str]  # over "{id}", with "{plus}" where an index must be skipped
-    params: dict[str, Any]
-
-    @property
-    def joined(self) -> bool:
-        return self.match is not None and bool(self.post_conditions)
-
-    @property
-    def source(self) -> str:
-        if self.match is None:
-            return "posts AS p"
-        return "posts_fts" + (" JOIN posts AS p ON p.id = posts_fts.rowid" if self.joined else "")
-
-    @property
-    def id_column(self) -> str:
-        return "p.id" if self.match is None else "posts_fts.rowid"
-
-    @property
-    def where(self) -> str:
-        return self.where_joined(self.match is None or self.joined)
-
-    def where_joined(self, with_posts: bool) -> str:
-        """The conditions for `source` (joined to posts p when `with_posts`).
-
-        Membership tests on the FTS side keep "+" (scan the matches, test each against
-        a small set); on posts they drop it (let the small set drive).
-        """
-        plus = "+" if self.match is not None else ""
-        parts = ["posts_fts MATCH :match"] if self.match is not None else []
-        parts += [c.format(id=self.id_column, plus=plus) for c in self.id_conditions]
-        if with_posts:
-            parts += self.post_conditions
-        return " AND ".join(parts) or "1"
-
-    def posts_where(self) -> str:
-        """The conditions over posts aliased p, the match set as a membership test."""
-        parts = []
-        plus = ""
-        if self.match is not None:
-            parts.append("+p.id IN (SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match)")
-            plus = "+"
-        parts += [c.format(id="p.id", plus=plus) for c in self.id_conditions]
-        parts += self.post_conditions
-        return " AND ".join(parts) or "1"
-
-
-def _compile(plan: _Plan) -> _Sql:
-    q = plan.query
-    positive: list[str] = []
-    negative: list[str] = []
-    params: dict[str, Any] = {}
-    post_conditions: list[str] = []
-    id_conditions: list[str] = []
-    text_expr = _fts_text(q)
-    if text_expr:
-        positive.append(text_expr)
-    if q.excluded:
-        negative.append(
-            f"{SEARCH_COLUMNS}: (" + " OR ".join(_fts_term(t) for t in q.excluded) + ")"
-        )
-    positive += [_meta(_topic_token(slug)) for slug in plan.topic_slugs]
-    if plan.excluded_topic_slugs:
-        negative.append(_meta(*(_topic_token(s) for s in plan.excluded_topic_slugs)))
-    for values, target in (
-        (q.filters_for("author"), positive),
-        (q.filters_for("author", negated=True), negative),
-    ):
-        if values:
-            target.append(
-                "{author}: (" + " OR ".join(_fts_string(str(f.value)) for f in values) + ")"
-            )
-    if plan.source_ids is not None:
-        positive.append(_meta(*(f"dgxs{i}" for i in plan.source_ids)))
-    if plan.excluded_source_ids:
-        negative.append(_meta(*(f"dgxs{i}" for i in plan.excluded_source_ids)))
-    for name, prefix in (("year", "dgxy"), ("length", "dgxl")):
-        values = q.filters_for(name)
-        if values:
-            positive.append(_meta(*(f"{prefix}{f.value}" for f in values)))
-        values = q.filters_for(name, negated=True)
-        if values:
-            negative.append(_meta(*(f"{prefix}{f.value}" for f in values)))
-
-    # Dates and minutes are ranges: SQL over posts, narrowed by year tokens if cheap.
-    after = max((f.value for f in q.filters_for("after")), default=None)
-    before = min((f.value for f in q.filters_for("before")), default=None)
-    if isinstance(after, date):
-        post_conditions.append("p.published_on >= :after")
-        params["after"] = after.isoformat()
-    if isinstance(before, date):
-        post_conditions.append("p.published_on < :before")
-        params["before"] = before.isoformat()
-    years = _year_tokens(
-        after if isinstance(after, date) else None,
-        before if isinstance(before, date) else None,
-        plan.years,
-    )
-    if years == []:
-        plan.impossible = True
-    elif years and positive:  # (alone, dates read the posts index instead)
-        positive.append(_meta(*years))
-    low = max(
-        (int(f.value) for f in q.filters_for("min") if isinstance(f.value, int)), default=None
-    )
-    high = min(
-        (int(f.value) for f in q.filters_for("max") if isinstance(f.value, int)), default=None
-    )
-    buckets = [
-        name
-        for name, (first, last) in (("short", (0, 4)), ("medium", (5, 10)), ("long", (11, None)))
-        if (high is None or first <= high) and (low is None or last is None or last >= low)
-    ]
-    if not buckets:
-        plan.impossible = True
-    elif len(buckets) < 3 and positive:  # the length tokens narrow the index's matches
-        positive.append(_meta(*(f"dgxl{b}" for b in buckets)))
-    if low is not None:
-        post_conditions.append("p.reading_minutes >= :min_minutes")
-        params["min_minutes"] = low
-    if high is not None:
-        post_conditions.append("p.reading_minutes <= :max_minutes")
-        params["max_minutes"] = high
-
-    if plan.user is not None:
-        params["uid"] = plan.user.id
-        id_conditions += _state_conditions(q, params)
-    if not positive and not negative:
-        # Nothing for the index to do: read posts, visibility checked on the row.
-        owner = "coalesce(p.owner_id, 0)"
-        post_conditions.append(f"{owner} IN (0, :uid)" if plan.user else f"{owner} = 0")
-        return _Sql(None, post_conditions, id_conditions, params)
-    if plan.user is not None:
-        visibility = f"{{meta}}: (dgxprivate NOT dgxowner{int(plan.user.id)})"
-        base = f"{{meta}}: (dgxpublic OR dgxowner{int(plan.user.id)})"
-    else:
-        visibility, base = "{meta}: dgxprivate", "{meta}: dgxpublic"
-    if positive:
-        negative.append(visibility)
-    else:
-        positive.append(base)
-    match = " AND ".join(f"({p})" for p in positive)
-    if negative:
-        match = f"({match}) NOT (" + " OR ".join(f"({n})" for n in negative) + ")"
-    params["match"] = match
-    return _Sql(match, post_conditions, id_conditions, params)
-
-
-def _state_conditions(q: Query, params: dict[str, Any]) -> list[str]:
-    """`is:` filters as membership in the reader's own entries (a small set)."""
-    conditions = []
-    started = "(progress > 0 OR state IN ('reading', 'done'))"
-    mine = "SELECT post_id FROM entries WHERE user_id = :uid AND "
-    states = [str(f.value) for f in q.filters_for("is")]
-    if states:
-        listed = [s for s in states if s != "unread"]
-        alternatives = []
-        if listed:
-            params["states"] = listed
-            alternatives.append(f"{{plus}}{{id}} IN ({mine}state IN :states)")
-        if "unread" in states:
-            alternatives.append(f"+{{id}} NOT IN ({mine}{started})")
-        conditions.append("(" + " OR ".join(alternatives) + ")")
-    for f in q.filters_for("is", negated=True):
-        if f.value == "unread":
-            conditions.append(f"{{plus}}{{id}} IN ({mine}{started})")
-        else:
-            key = f"not_state_{f.value}"
-            params[key] = f.value
-            conditions.append(f"+{{id}} NOT IN ({mine}state = :{key})")
-    return conditions
-
-
-# Facet counts over a set of post ids (a JSON array): (field, value, label, count).
-FACETS_SQL = """
-WITH pool AS MATERIALIZED (
-    SELECT p.id, p.author, CAST(substr(p.published_on, 1, 4) AS INTEGER) AS year,
-           CASE WHEN p.reading_minutes < 5 THEN 'short'
-                WHEN p.reading_minutes <= 10 THEN 'medium' ELSE 'long' END AS length
-    FROM posts AS p WHERE p.id IN (SELECT value FROM json_each(:ids))
-)
-SELECT * FROM (
-    SELECT 'author', author, author, count(*) AS n FROM pool WHERE author != ''
-    GROUP BY author ORDER BY n DESC, author LIMIT :authors)
-UNION ALL SELECT * FROM (
-    SELECT 'year', year, year, count(*) AS n FROM pool WHERE year IS NOT NULL
-    GROUP BY year ORDER BY n DESC, year DESC LIMIT :years)
-UNION ALL SELECT 'length', length, length, count(*) FROM pool GROUP BY length
-UNION ALL SELECT * FROM (
-    SELECT 'topic', t.slug, t.name, count(*) AS n FROM pool
-    JOIN post_topics AS pt ON pt.post_id = pool.id JOIN topics AS t ON t.id = pt.topic_id
-    GROUP BY t.id ORDER BY n DESC, t.slug LIMIT :topics)
-"""
-
-
-class SQLiteSearch:
-    """Search with the FTS5 tables of migration 0002."""
-
-    def search(
-        self, query: Query, user: User | None, *, sort: str, page: int, per_page: int
-    ) -> SearchResults:
-        plan = _plan(query, user)
-        if not plan.has_text and sort == "relevance":
-            sort = "newest"
-        sql = None if plan.impossible else _compile(plan)
-        if sql is None or plan.impossible:
-            return _empty(plan, sort, page)
-        if sql.match is not None and sql.post_conditions:
-            self._narrow_by_posts(sql)
-        source, where, id_column = sql.source, sql.where, sql.id_column
-        total = self._scalar(
-            f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {where} LIMIT :cap)",
-            sql.params | {"cap": COUNT_CAP + 1},
-        )
-        more = total > COUNT_CAP
-        total = min(total, COUNT_CAP)
-        ranked = plan.has_text and sort == "relevance"
-        exact: set[int] = set()
-        ranked_pool = None
-        if ranked:
-            # The pool: the newest POOL matches, ranked in SQL by exact title, bm25
-            # (lower is better), then the most recently published.
-            exact = self._exact_title_ids(plan, sql)
-            pool_ids = self._ids(
-                f"SELECT pool.id FROM (SELECT {id_column} AS id, bm25(posts_fts, {WEIGHTS})"
-                f" AS score FROM {source} WHERE {where} ORDER BY {id_column} DESC"
-                " LIMIT :pool) AS pool JOIN posts AS p ON p.id = pool.id"
-                " ORDER BY pool.id IN (SELECT value FROM json_each(:exact)) DESC, pool.score,"
-                " p.published_on DESC, p.id DESC",
-                sql.params | {"pool": POOL, "exact": json.dumps(sorted(exact))},
-            )
-            ranked_ids = sorted(exact - set(pool_ids), reverse=True) + pool_ids
-            last_page = max(1, -(-len(ranked_ids) // per_page))
-            page = min(page, last_page)
-            start = (page - 1) * per_page
-            page_ids = ranked_ids[start : start + per_page]
-            has_next = len(ranked_ids) > start + per_page
-            ranked_pool = POOL if total > POOL else None
-        else:
-            last_page = max(1, -(-total // per_page))
-            page = min(page, last_page)
-            # Many matches: walk the posts index in order; few: sort them.
-            order_by = _order_by(sort, walk_index=more)
-            limits = {"limit": per_page + 1, "offset": (page - 1) * per_page}
-            if sql.match is None or more:
-                statement = f"SELECT p.id FROM posts AS p WHERE {sql.posts_where()}"
-            else:
-                statement = (
-                    "SELECT p.id FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid"
-                    f" WHERE {sql.where_joined(True)}"
-                )
-            rows = self._rows(
-                f"{statement} ORDER BY {order_by} LIMIT :limit OFFSET :offset",
-                sql.params | limits,
-            )
-            ids = [row[0] for row in rows]
-            page_ids, has_next = ids[:per_page], len(ids) > per_page
-            # Facets count POOL of the matches: the newest added ones from the index,
-            # or the first ones in this order when reading posts directly.
-            pool_order = order_by if sql.match is None else f"{id_column} DESC"
-            pool_ids = self._ids(
-                f"SELECT {id_column} FROM {source} WHERE {where}"
-                f" ORDER BY {pool_order} LIMIT :pool",
-                sql.params | {"pool": POOL},
-            )
-        facets = self._facets(
-            plan.query, pool_ids, len(pool_ids) if total > len(pool_ids) else None
-        )
-        posts = _load_posts(page_ids)
-        snippets = self._snippets(plan.query, [p.id for p in posts])
-        hits = [
-            Hit(post=post, summary_html=snippets.get(post.id), exact_title=post.id in exact)
-            for post in posts
-        ]
-        return SearchResults(
-            query=plan.query,
-            sort=sort,
-            page=Page(items=hits, number=page, has_next=has_next),
-            total=total,
-            more=more,
-            facets=facets,
-            notes=tuple(plan.notes),
-            ranked_pool=ranked_pool,
-            last_page=last_page,
-        )
-
-    def _narrow_by_posts(self, sql: _Sql) -> None:
-        """Dates and minutes next to words: when few posts pass them, test the index's
-        matches for membership in that small set instead of reading each match's row."""
-        conditions = " AND ".join(sql.post_conditions)
-        few = self._scalar(
-            f"SELECT count(*) FROM (SELECT 1 FROM posts AS p WHERE {conditions} LIMIT :few)",
-            sql.params | {"few": FEW_POSTS + 1},
-        )
-        if few <= FEW_POSTS:
-            sql.id_conditions.append(
-                f"{{plus}}{{id}} IN (SELECT p.id FROM posts AS p WHERE {conditions})"
-            )
-            sql.post_conditions = []
-
-    def _exact_title_ids(self, plan: _Plan, sql: _Sql) -> set[int]:
-        """Posts whose whole title is the searched words, if the query is plain words:
-        one lookup in the title-key table, each hit checked against the query."""
-        terms = plan.query.terms
-        if any(len(group) > 1 for group in plan.query.groups) or any(t.prefix for t in terms):
-            return set()
-        key = title_key(" ".join(t.text for t in terms))
-        if not _is_single_token(key):
-            return set()
-        rows = self._rows(
-            "SELECT k.rowid FROM post_title_fts AS k WHERE post_title_fts MATCH :key"
-            f" AND EXISTS (SELECT 1 FROM {sql.source} WHERE {sql.where}"
-            f" AND {sql.id_column} = k.rowid) LIMIT 5",
-            sql.params | {"key": _fts_string(key)},
-            expect_errors=True,
-        )
-        return {row[0] for row in rows}
-
-    def _snippets(self, query: Query, ids: list[int]) -> dict[int, Markup]:
-        """Summaries with the matched words marked, for the posts on the page."""
-        text_expr = _fts_text(query)
-        if not text_expr or not ids:
-            return {}
-        rows = self._rows(
-            "SELECT rowid, summary, snippet(posts_fts, 1, :open, :close, '…', :tokens)"
-            " FROM posts_fts WHERE posts_fts MATCH :match"
-            " AND rowid IN (SELECT value FROM json_each(:ids))",
-            {
-                "match": text_expr,
-                "ids": json.dumps(ids),
-                "open": MARK_OPEN,
-                "close": MARK_CLOSE,
-                "tokens": SNIPPET_TOKENS,
-            },
-        )
-        return {
-            rowid: _marked(fragment)
-            for rowid, summary, fragment in rows
-            # A summary holding the marker characters itself is shown unmarked.
-            if fragment and MARK_OPEN not in summary and MARK_CLOSE not in summary
-        }
-
-    def related_posts(self, post: Post, user: User | None, limit: int) -> list[Post]:
-        """Rank posts by bm25 against the post's rarest shared words; fill up with
-        posts sharing its topics."""
-        words = _distinctive_words(f"{post.title} {post.summary}")[:24]
-        visible = (
-            f"{{meta}}: (dgxprivate NOT dgxowner{int(user.id)})" if user else "{meta}: dgxprivate"
-        )
-        found: list[int] = []
-        if words:
-            # How many posts hold each word, counting no further than 200.
-            counts = self._rows(
-                " UNION ALL ".join(
-                    f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
-                    f" WHERE posts_fts MATCH :w{i} LIMIT 201))"
-                    for i in range(len(words))
-                ),
-                {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(w)}" for i, w in enumerate(words)},
-            )
-            shared = sorted((n, i) for i, n in counts if 2 <= n <= 200)
-            chosen = [words[i] for _, i in shared[:8]]
-            if chosen:
-                match = (
-                    f"({RELATED_COLUMNS}: ("
-                    + " OR ".join(_fts_string(w) for w in chosen)
-                    + f")) NOT ({visible})"
-                )
-                found = [
-                    row[0]
-                    for row in self._rows(
-                        "SELECT rowid FROM (SELECT rowid, bm25(posts_fts, "
-                        f"{WEIGHTS}) AS score FROM posts_fts WHERE posts_fts MATCH :match"
-                        " AND rowid != :post ORDER BY rowid DESC LIMIT :pool)"
-                        " ORDER BY score LIMIT :limit",
-                        {"match": match, "post": post.id, "pool": POOL, "limit": limit},
-                    )
-                ]
-        if len(found) < limit and post.topics:
-            tokens = " AND ".join(_fts_string(_topic_token(t.slug)) for t in post.topics)
-            match = f"({{meta}}: ({tokens})) NOT ({visible})"
-            more = self._rows(
-                "SELECT rowid FROM posts_fts WHERE posts_fts MATCH :match AND rowid != :post"
-                " ORDER BY rowid DESC LIMIT :limit",
-                {"match": match, "post": post.id, "limit": limit * 2},
-            )
-            found += [row[0] for row in more if row[0] not in found]
-        return _load_posts(found[:limit])
-
-    @staticmethod
-    def _rows(sql: str, params: dict[str, Any], *, expect_errors: bool = False) -> list[Any]:
-        statement = text(sql)
-        if "states" in params:
-            statement = statement.bindparams(bindparam("states", expanding=True))
-        try:
-            return list(db.session.execute(statement, params).all())
-        except OperationalError:
-            # Our FTS5 strings are built, never passed through: log loudly if one
-            # still fails so it gets fixed, and show no results rather than a 500.
-            if not expect_errors:
-                log.exception("search statement failed: %s %r", sql, params)
-            return []
-
-    def _ids(self, sql: str, params: dict[str, Any]) -> list[int]:
-        return [row[0] for row in self._rows(sql, params)]
-
-    def _facets(self, query: Query, ids: list[int], sample: int | None) -> Facets:
-        """Facet counts over the posts with these ids, aggregated in one statement."""
-        counter = FacetCounter(query)
-        if ids:
-            counter.add_counts(
-                self._rows(
-                    FACETS_SQL,
-                    {
-                        "ids": json.dumps(ids),
-                        "authors": MAX_AUTHORS,
-                        "years": MAX_YEARS,
-                        "topics": MAX_TOPICS,
-                    },
-                )
-            )
-        return counter.build(sample)
-
-    def _scalar(self, sql: str, params: dict[str, Any]) -> int:
-        rows = self._rows(sql, params)
-        return int(rows[0][0]) if rows else 0
 
 
 _STOP = frozenset(
@@ -863,127 +292,3 @@ def _distinctive_words(text_: str) -> list[str]:
     """Candidate words of a post for 'related': distinct, 3+ letters, not stop words."""
     words = re.findall(r"[^\W_]{3,}", text_.casefold())
     return [w for w in dict.fromkeys(words) if w not in _STOP and not w.isdigit()]
-
-
-# --- Any other database --------------------------------------------------------------
-
-
-class PortableSearch:
-    """Plain SQL (LIKE) search for databases without an implementation of their own.
-
-    Correct, not fast: every query scans the posts. No stemming or ranking; words
-    are matched as substrings of title, summary and author, newest first.
-    """
-
-    def search(
-        self, query: Query, user: User | None, *, sort: str, page: int, per_page: int
-    ) -> SearchResults:
-        from app.access import visible_posts_clause
-
-        plan = _plan(query, user)
-        if sort == "relevance":
-            sort = "newest"
-        if plan.impossible:
-            return _empty(plan, sort, page)
-        q = plan.query
-        stmt = select(Post.id).where(visible_posts_clause(user))
-
-        def matches(term: Term) -> Any:
-            pattern = f"%{term.text}%"
-            return or_(
-                Post.title.ilike(pattern, escape="\\"),
-                Post.summary.ilike(pattern, escape="\\"),
-                Post.author.ilike(pattern, escape="\\"),
-            )
-
-        for group in q.groups:
-            stmt = stmt.where(or_(*(matches(t) for t in group)))
-        for term in q.excluded:
-            stmt = stmt.where(~matches(term))
-        for slug in plan.topic_slugs:
-            stmt = stmt.where(Post.topics.any(Topic.slug == slug))
-        for slug in plan.excluded_topic_slugs:
-            stmt = stmt.where(~Post.topics.any(Topic.slug == slug))
-        if plan.source_ids is not None:
-            stmt = stmt.where(Post.source_id.in_(plan.source_ids))
-        if plan.excluded_source_ids:
-            stmt = stmt.where(Post.source_id.not_in(plan.excluded_source_ids))
-        for f in q.filters:
-            stmt = _portable_filter(stmt, f, user)
-        order = {
-            "newest": (Post.published_on.desc(), Post.id.desc()),
-            "oldest": (Post.published_on.asc(), Post.id.asc()),
-            "shortest": (Post.reading_minutes.asc(), Post.id.asc()),
-            "longest": (Post.reading_minutes.desc(), Post.id.desc()),
-        }[sort]
-        ids = list(db.session.scalars(stmt.order_by(*order).limit(COUNT_CAP + 1)))
-        more = len(ids) > COUNT_CAP
-        ids = ids[:COUNT_CAP]
-        last_page = max(1, -(-len(ids) // per_page))
-        page = min(page, last_page)
-        start = (page - 1) * per_page
-        pool = ids[:POOL]
-        facets = _count_facets(q, pool, len(pool) if len(ids) > len(pool) else None)
-        posts = _load_posts(ids[start : start + per_page])
-        return SearchResults(
-            query=q,
-            sort=sort,
-            page=Page(
-                items=[Hit(post=p) for p in posts],
-                number=page,
-                has_next=len(ids) > start + per_page,
-            ),
-            total=len(ids),
-            more=more,
-            facets=facets,
-            notes=tuple(plan.notes),
-            last_page=last_page,
-        )
-
-    def related_posts(self, post: Post, user: User | None, limit: int) -> list[Post]:
-        from app.access import visible_posts_clause
-
-        slugs = [t.slug for t in post.topics]
-        if not slugs:
-            return []
-        stmt = (
-            select(Post.id)
-            .where(visible_posts_clause(user), Post.id != post.id)
-            .where(Post.topics.any(Topic.slug.in_(slugs)))
-            .order_by(Post.published_on.desc(), Post.id.desc())
-            .limit(limit)
-        )
-        return _load_posts(list(db.session.scalars(stmt)))
-
-
-def _portable_filter(stmt: Any, f: Filter, user: User | None) -> Any:
-    value = f.value
-    condition: Any = None
-    if f.field == "author":
-        condition = Post.author.ilike(f"%{value}%")
-    elif f.field == "year":
-        condition = Post.published_on.between(date(int(value), 1, 1), date(int(value), 12, 31))  # type: ignore[arg-type]
-    elif f.field == "before":
-        condition = Post.published_on < value
-    elif f.field == "after":
-        condition = Post.published_on >= value
-    elif f.field == "min":
-        condition = Post.reading_minutes >= value
-    elif f.field == "max":
-        condition = Post.reading_minutes <= value
-    elif f.field == "length":
-        condition = {
-            "short": Post.reading_minutes < 5,
-            "medium": Post.reading_minutes.between(5, 10),
-            "long": Post.reading_minutes > 10,
-        }[str(value)]
-    elif f.field == "is" and user is not None:
-        mine = select(Entry.post_id).where(Entry.user_id == user.id)
-        if value == "unread":
-            started = mine.where(or_(Entry.progress > 0, Entry.state.in_(_started_states())))
-            condition = Post.id.not_in(started)
-        else:
-            condition = Post.id.in_(mine.where(Entry.state == value))
-    if condition is None:
-        return stmt
-    return stmt.where(~condition if f.negated else condition)

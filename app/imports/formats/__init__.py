@@ -1,0 +1,237 @@
+"""What every format module needs: decoding bytes, reading CSV rows with their line
+numbers, checking addresses, reading dates and tags, and opening zip files safely.
+
+A format module exposes `parse(data: bytes) -> Iterator[ImportedEntry | ImportProblem]`
+and raises `UnreadableFile` only when the file as a whole can't be read; a bad row
+is a problem for that row, never for the rest.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+
+from charset_normalizer import from_bytes
+
+from app.imports import ImportedEntry, ImportProblem, UnreadableFile
+from app.tags.services import clean_tag_name
+from app.urls import InvalidURL, normalize_url
+
+TITLE_MAX = 500
+NOTE_MAX = 100_000
+AUTHOR_MAX = 200
+SUMMARY_MAX = 2_000
+# A member of a zip is read up to this many bytes (a zip bomb stops here).
+MEMBER_MAX = 60_000_000
+CONTENT_MAX = 5_000_000  # one article's HTML, as Dogear's own fetches are capped
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*):")
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
+# Plausible dates for a saved page: the web's first years to well into this century.
+_EARLIEST = datetime(1990, 1, 1)
+_LATEST = datetime(2100, 1, 1)
+
+
+def decode(data: bytes) -> str:
+    """The text of a file: a byte-order mark decides, else UTF-8, else the encoding
+    charset_normalizer recognises. UnreadableFile when none fits."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as error:
+                raise UnreadableFile(
+                    f"The file starts like {codec.upper()} text but isn't valid {codec.upper()}."
+                ) from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    best = from_bytes(data[:2_000_000]).best()
+    if best is not None:
+        try:
+            return data.decode(best.encoding)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    raise UnreadableFile(
+        "The file isn't text in an encoding Dogear recognises; save it as UTF-8 and try again."
+    )
+
+
+def plain(value: object, limit: int) -> str:
+    """One line of plain text: whitespace collapsed, control characters gone, cut."""
+    if value is None:
+        return ""
+    text = _CONTROL.sub("", str(value))
+    return " ".join(text.split())[:limit]
+
+
+def note_text(value: object) -> str:
+    """Multi-line plain text (notes, highlights): line breaks kept, CRLF made LF."""
+    if value is None:
+        return ""
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", text).strip()[:NOTE_MAX]
+
+
+def check_url(raw: object) -> str:
+    """The normalised address, or InvalidURL saying why a row's address can't be used.
+
+    Stricter than the add form: a file's address must say http:// or https:// itself
+    (a relative or scheme-less one has no site to guess)."""
+    text = str(raw or "").strip()
+    if not text:
+        raise InvalidURL("The row has no address.")
+    if not _HTTP.match(text):
+        scheme = _SCHEME.match(text)
+        if scheme and not text[scheme.end() :][:1].isdigit():  # not host:port
+            raise InvalidURL(
+                f"Only http and https addresses can be imported (this one is {scheme.group(1)}:)."
+            )
+        raise InvalidURL(
+            f"“{text[:80]}” isn't a full web address (it has no http:// or https://)."
+        )
+    return normalize_url(text)
+
+
+def from_unix(value: object) -> datetime | None:
+    """A Unix timestamp in seconds (milli- and microseconds recognised) as naive UTC;
+    None when there is none or it isn't a plausible date."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if number <= 0:
+        return None
+    for divisor in (1, 1_000, 1_000_000):
+        if number / divisor < 10_000_000_000:  # before the year 2286
+            number /= divisor
+            break
+    try:
+        moment = datetime.fromtimestamp(number, UTC).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment if _EARLIEST <= moment < _LATEST else None
+
+
+def from_iso(value: object) -> datetime | None:
+    """An ISO 8601 date or date-time (with any offset) as naive UTC, or None."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" UTC", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment if _EARLIEST <= moment < _LATEST else None
+
+
+def day_from_iso(value: object) -> date | None:
+    moment = from_iso(value)
+    return moment.date() if moment else None
+
+
+def saved_date(entry: ImportedEntry, raw: object, moment: datetime | None) -> None:
+    """Set the entry's save date, with a warning when the file's is missing or broken."""
+    entry.added_at = moment
+    if moment is None:
+        text = plain(raw, 40)
+        entry.warnings.append(
+            f"the save date “{text}” isn't a date; it gets the time of the import"
+            if text
+            else "no save date; it gets the time of the import"
+        )
+
+
+def tag_list(names: Iterable[object]) -> list[str]:
+    """Tag names as Dogear keeps them (lower-cased, trimmed, no commas), each once."""
+    seen: dict[str, None] = {}
+    for name in names:
+        tag = clean_tag_name(str(name or ""))
+        if tag:
+            seen.setdefault(tag, None)
+    return list(seen)
+
+
+def csv_rows(text: str, where: str = "") -> Iterator[tuple[str, list[str] | None]]:
+    """Each CSV record with where it starts ("line 12"), quoted commas, quotes and line
+    breaks inside fields, and CRLF handled by the csv module. A blank line is [], a
+    record the csv module can't read is None."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    prefix = f"{where} " if where else ""
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield f"{prefix}line {start}", None
+            start = reader.line_num + 1
+            continue
+        yield f"{prefix}line {start}", row
+        start = reader.line_num + 1
+
+
+def records(
+    text: str, where: str = "", *, required: str
+) -> Iterator[tuple[str, dict[str, str] | ImportProblem]]:
+    """A CSV file's records as {lower-cased column: value} after its header row, with
+    where each starts; unreadable records as problems, blank lines skipped."""
+    rows = csv_rows(text, where)
+    header: list[str] = []
+    for _, row in rows:
+        header = [cell.strip().lower() for cell in row or []]
+        break
+    if required not in header:
+        raise UnreadableFile(f"{where or 'The file'} has no “{required}” column.")
+    for at, row in rows:
+        if row is None:
+            yield at, ImportProblem(at, "The row isn't valid CSV (a stray quote?).")
+        elif any(cell.strip() for cell in row):
+            yield at, dict(zip(header, row, strict=False))
+
+
+def header_of(text: str) -> list[str]:
+    """The lower-cased column names of a CSV file's first record ([] if none)."""
+    for _, row in csv_rows(text[:20_000]):
+        return [cell.strip().lower() for cell in row or []]
+    return []
+
+
+def open_zip(data: bytes) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UnreadableFile("The .zip file is damaged; Dogear can't open it.") from error
+
+
+def read_member(archive: zipfile.ZipFile, name: str, limit: int = MEMBER_MAX) -> bytes:
+    """A member's bytes, refusing one that unpacks to more than `limit` (whatever its
+    header claims) and encrypted or damaged members."""
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise UnreadableFile(f"{name} in the .zip is too large to import.")
+    try:
+        with archive.open(info) as member:
+            body = member.read(limit + 1)
+    except (zipfile.BadZipFile, RuntimeError, OSError, EOFError, ValueError) as error:
+        raise UnreadableFile(f"{name} in the .zip can't be read.") from error
+    if len(body) > limit:
+        raise UnreadableFile(f"{name} in the .zip is too large to import.")
+    return body

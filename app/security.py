@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, request
+from werkzeug.datastructures import ImmutableMultiDict
 
 # No inline scripts or styles, no eval: htmx is configured accordingly in base.html.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -77,22 +78,34 @@ def refuse_unexpected_files() -> Response | None:
 
 
 def refuse_unstorable_text() -> Response | None:
-    """A query parameter or form field holding a NUL character (or another character
-    no database column can hold) is refused with a 400, on every route and database,
-    rather than reaching a query and failing there."""
-    if not request.args and request.mimetype not in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
+    """Characters no database column can hold (NUL, lone surrogates) never reach a
+    query: removed from query parameters (a filter then falls back as for any bad
+    value), and a form that carries them is refused with a 400 that says why."""
+    if any(_unstorable(v) for _, v in request.args.items(multi=True)):
+        request.args = ImmutableMultiDict(  # type: ignore[misc]
+            [(k, _storable(v)) for k, v in request.args.items(multi=True)]
+        )
+    if (
+        request.method in ("POST", "PUT", "PATCH")
+        and request.mimetype
+        in (
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        )
+        and any(_unstorable(v) for _, v in request.form.items(multi=True))
     ):
-        return None
-    values = [*request.args.values()]
-    if request.method in ("POST", "PUT", "PATCH"):
-        values += request.form.values()
-    if any("\x00" in value or _has_surrogate(value) for value in values):
         from app.errors import render_error
 
         return render_error(400, "Text with a NUL or other invalid character can't be stored.")
     return None
+
+
+def _unstorable(value: str) -> bool:
+    return "\x00" in value or _has_surrogate(value)
+
+
+def _storable(value: str) -> str:
+    return value.replace("\x00", "").encode("utf-8", "ignore").decode("utf-8")
 
 
 def _has_surrogate(value: str) -> bool:

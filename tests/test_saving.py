@@ -414,3 +414,11 @@ def test_each_kind_of_page_ends_in_a_clear_state(client, reader, app, web, route
     assert shown in html
     if state == "failed":
         assert entry.post.content is None  # nothing half-written
+
+
+def test_a_page_found_by_a_word_of_its_body_shows_that_word_in_its_snippet(client, reader, site):
+    add(client, site.url("/harbours"))
+    run_pending()
+    html = client.get("/search?q=kelp").get_data(as_text=True)
+    assert "Quiet harbours of the northern coast" in html
+    assert "<mark>kelp</mark>" in html

@@ -953,3 +953,11 @@ def test_admin_page_for_signed_in_admin_only(client, make_user):
     admin = make_user("boss@example.com", is_admin=True)
     sign_in(client, admin)
     assert client.get("/admin/sources").status_code == 200
+
+
+def test_adding_with_htmx_updates_the_table_and_its_count(app, site, client, admin):
+    add(client, site.url("/rss2.xml"))
+    response = add(client, site.url("/feed.json"), htmx=True)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert 'id="sources-count" hx-swap-oob="true">2<' in html

@@ -250,3 +250,14 @@ def test_tag_changes_need_the_csrf_token(client, reader):
 def test_signed_out_visitors_are_sent_to_sign_in(client):
     response = client.get("/list/tags")
     assert response.status_code == 302 and "/login" in response.location
+
+
+def test_a_rows_tags_show_on_the_list_and_link_to_the_filter(client, reader, make_post):
+    post = make_post(title="Tagged row")
+    client.submit(f"/list/save/{post.id}")
+    entry = db.session.scalar(select(Entry).where(Entry.post_id == post.id))
+    client.submit(f"/list/{entry.id}/tags", {"tags": "deep dive"})
+    html = client.get("/list").get_data(as_text=True)
+    row = html[html.index(f'id="entry-{entry.id}"') :]
+    head = row[: row.index("entry-actions")]  # outside the More panel
+    assert 'href="/list?tag=deep+dive">#deep dive</a>' in head

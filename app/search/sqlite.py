@@ -495,8 +495,14 @@ class SQLiteSearch:
         text_expr = _fts_text(query)
         if not text_expr or not ids:
             return {}
+        # The summary's snippet when the summary matched; else the article's own text
+        # around the match, so a post found by a word of its body shows why.
         rows = self._rows(
-            "SELECT rowid, summary, snippet(posts_fts, 1, :open, :close, '…', :tokens)"
+            "SELECT rowid, summary || ' ' || content,"
+            " CASE WHEN instr(snippet(posts_fts, 1, :open, :close, '…', :tokens), :open) > 0"
+            "   OR instr(snippet(posts_fts, 4, :open, :close, '…', :tokens), :open) = 0"
+            " THEN snippet(posts_fts, 1, :open, :close, '…', :tokens)"
+            " ELSE snippet(posts_fts, 4, :open, :close, '…', :tokens) END"
             " FROM posts_fts WHERE posts_fts MATCH :match"
             " AND rowid IN (SELECT value FROM json_each(:ids))",
             {
@@ -510,7 +516,7 @@ class SQLiteSearch:
         return {
             rowid: _marked(fragment)
             for rowid, summary, fragment in rows
-            # A summary holding the marker characters itself is shown unmarked.
+            # Text holding the marker characters itself is shown unmarked.
             if fragment and MARK_OPEN not in summary and MARK_CLOSE not in summary
         }
 

@@ -9,7 +9,7 @@ HTMX   := node_modules/htmx.org/dist/htmx.min.js
 
 export DOGEAR_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test lint format bench bench-quick setup clean
+.PHONY: run test test-postgres lint format bench bench-quick setup clean
 
 ## Set-up: a virtual environment with the project and its dev extras, then the
 ## front-end files from the npm registry copied under static/vendor.
@@ -43,6 +43,11 @@ format: setup
 
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The same suite against PostgreSQL (DOGEAR_TEST_POSTGRES_URL, default the local
+## server), leaving out what is about SQLite's internals.
+test-postgres: setup
+	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -12,7 +12,11 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
-    """Print the first-run admin set-up link once, from the master process."""
+    """Print the first-run admin set-up link once, from the master process.
+
+    The current link, not a fresh one: with several hosts on one database every
+    master prints the same link, and a restart does not end the link shown before.
+    """
     from app import create_app
     from app.cli import announce_setup_link
     from app.extensions import db
@@ -22,5 +26,5 @@ def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
         host, port = server.address[0][:2]
         app.config["BASE_URL"] = f"http://{host}:{port}"
     with app.app_context():
-        announce_setup_link()
+        announce_setup_link(fresh=False)
         db.engine.dispose()

@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     load_config(app, test_config)
     register_logging(app)
     register_extensions(app)
+    register_proxy(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_request_hooks(app)
@@ -51,9 +52,11 @@ def register_extensions(app: Flask) -> None:
         ratelimit,  # noqa: F401 - registers the dogear+db:// rate-limit storage
     )
     from app import db as database
+    from app.catalog import version
     from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
 
     db.init_app(app)
+    version.watch()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)
@@ -63,11 +66,25 @@ def register_extensions(app: Flask) -> None:
     jobs.init_app(app)
     with app.app_context():
         database.configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
-    if app.config["PROXY_FIX"]:
+
+
+def register_proxy(app: Flask) -> None:
+    """Believe the reverse proxies in front of Dogear, and only them; answer only to
+    the host names Dogear is served under.
+
+    With PROXY_FIX = n, the client address, scheme and host are taken from the n-th
+    X-Forwarded-For/-Proto/-Host value from the right: the ones the n proxies added, so
+    whatever the client itself put in those headers is ignored. With 0 (the default)
+    the headers change nothing. The host check runs inside ProxyFix, so it sees the
+    host the proxy forwarded (see `app.security.TrustedHostsMiddleware`)."""
+    from app.security import TrustedHostsMiddleware
+
+    if app.config["TRUSTED_HOSTS"]:
+        app.wsgi_app = TrustedHostsMiddleware(app.wsgi_app, app.config["TRUSTED_HOSTS"])  # type: ignore[method-assign]
+    if hops := app.config["PROXY_FIX"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        n = int(app.config["PROXY_FIX"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 class RowIdConverter(IntegerConverter):

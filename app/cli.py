@@ -12,8 +12,12 @@ from flask.cli import FlaskGroup, with_appcontext
 
 def _create_app() -> Flask:
     from app import create_app
+    from app.config import ConfigurationError
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigurationError as error:  # a setting to fix: say which, no traceback
+        raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app)
@@ -31,28 +35,51 @@ users_cli = click.Group("users", help="Manage accounts.")
 @click.option("--source", "source_name", default="Listing import", show_default=True)
 @with_appcontext
 def import_posts(paths: tuple[str, ...], as_json: bool, source_name: str) -> None:
-    """Import listing files (or - for stdin) in one transaction."""
-    from app.catalog.importer import import_listings
+    """Import listing files (or - for stdin) into the catalog.
 
-    files = []
-    for path in paths:
-        if path == "-":
-            files.append(("<stdin>", sys.stdin.read()))
-            continue
+    Every file is read through first: one that can't be read (missing, or not UTF-8)
+    stops the import before anything is written. Entries that can't be read are
+    reported (file:line: why) and skipped. The posts are then written a few hundred
+    per transaction, so the site stays responsive; if an import stops part-way, run
+    it again: posts already in the catalog count as duplicates, so the second run
+    adds just what the first did not.
+    """
+    import tempfile
+    from contextlib import ExitStack
+    from shutil import copyfileobj
+
+    from app.catalog.importer import import_files
+    from app.catalog.listing import UndecodableListing
+
+    with ExitStack() as stack:
+        files = []
+        for path in paths:
+            if path == "-":  # kept aside (on disk past a few MB) to be read twice
+                spool = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=8_000_000))
+                copyfileobj(sys.stdin.buffer, spool)
+                spool.seek(0)
+                files.append(("<stdin>", spool))
+                continue
+            try:
+                files.append((path, stack.enter_context(open(path, "rb"))))  # noqa: SIM115
+            except OSError as error:
+                raise click.ClickException(f"cannot read {path}: {error}") from error
         try:
-            with open(path, encoding="utf-8-sig", newline="") as fh:
-                files.append((path, fh.read()))
-        except (OSError, UnicodeDecodeError) as error:
-            raise click.ClickException(f"cannot read {path}: {error}") from error
-    report = import_listings(files, source_name=source_name)
+            report = import_files(files, source_name=source_name)
+        except UndecodableListing as error:
+            raise click.ClickException(f"cannot read {error}") from error
+        except OSError as error:
+            raise click.ClickException(f"cannot read the files: {error}") from error
     if as_json:
         click.echo(json.dumps(report.to_dict()))
         return
     click.echo(
-        f"created: {report.created}, duplicates: {report.duplicates}, errors: {len(report.errors)}"
+        f"created: {report.created}, duplicates: {report.duplicates}, errors: {report.error_count}"
     )
     for error in report.errors:
         click.echo(f"{error.file}:{error.line}: {error.reason}", err=True)
+    if report.error_count > len(report.errors):
+        click.echo(f"… and {report.error_count - len(report.errors)} more errors", err=True)
 
 
 @posts_cli.command("load-demo")
@@ -117,9 +144,12 @@ def serve_command(bind: str) -> None:
 @with_appcontext
 def create_user_command(email: str, admin: bool) -> None:
     """Create an account; the password is prompted for, or read from stdin."""
-    from app.auth.forms import MAX_PASSWORD, MIN_PASSWORD
+    from app.auth.forms import MAX_PASSWORD, MIN_PASSWORD, email_problem
     from app.auth.services import AccountError, create_user
 
+    problem = email_problem(email)  # the same check as the web forms'
+    if problem is not None:
+        raise click.ClickException(f"{email!r} is not a valid email address: {problem}")
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
@@ -184,13 +214,17 @@ def setup_link_command() -> None:
         click.echo("An admin exists already; sign in at /login.")
 
 
-def announce_setup_link() -> str | None:
-    """Log the first-run set-up link when the database has no admin yet."""
+def announce_setup_link(*, fresh: bool = True) -> str | None:
+    """Log the first-run set-up link when the database has no admin yet.
+
+    `fresh` makes a new link and ends the ones shown before (`dogear setup-link`);
+    gunicorn's start-up hook passes False, so every host shows the same, current link.
+    """
     from flask import url_for
 
     from app.auth.services import issue_setup_token
 
-    token = issue_setup_token()
+    token = issue_setup_token(fresh=fresh)
     if token is None:
         return None
     base = current_app.config["BASE_URL"].rstrip("/")
@@ -371,6 +405,9 @@ def export_command(email: str, kind: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from app.backup import backup_command, restore_command
+    from app.dbcopy import copy_database_command
+
     app.cli.add_command(posts_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
@@ -380,6 +417,9 @@ def register(app: Flask) -> None:
     app.cli.add_command(serve_command)
     app.cli.add_command(import_command)
     app.cli.add_command(export_command)
+    app.cli.add_command(copy_database_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
 
 if __name__ == "__main__":  # `python -m app.cli`, used by `dogear serve`

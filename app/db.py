@@ -91,8 +91,22 @@ def unindexed(column: Any) -> Any:
     return column
 
 
+def nulls_smallest(column: Any, *, descending: bool) -> Any:
+    """An ORDER BY term that sorts NULL as the smallest value, as SQLite does: last
+    when descending, first when ascending. PostgreSQL sorts NULL as the largest, so
+    it gets NULLS LAST / NULLS FIRST spelled out (its index on `published_on` is
+    built NULLS FIRST to match, migration 0008)."""
+    term = column.desc() if descending else column.asc()
+    if db.engine.dialect.name == "sqlite":
+        return term
+    return term.nulls_last() if descending else term.nulls_first()
+
+
 def insert_ignoring_conflicts(table: Any, values: dict[str, Any], *keys: str) -> Insert:
-    """`INSERT ... ON CONFLICT (keys) DO NOTHING` for the current dialect."""
+    """`INSERT ... ON CONFLICT (keys) DO NOTHING` for the current dialect.
+
+    To learn whether the row went in, add `.returning(...)` and check for a row: the
+    result's `rowcount` is -1 on PostgreSQL (psycopg) for this statement."""
     module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     return module.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from flask import Flask, Response, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    flash,
+    make_response,
+    render_template,
+    request,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -103,12 +113,44 @@ def _duration(seconds: int) -> str:
     return "a minute" if minutes == 1 else f"{minutes} minutes"
 
 
+EXPIRED_FORM = (
+    "This form expired (it was open a long time, or you signed in or out in another "
+    "tab), so nothing was sent. Check it and send it again."
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def resends_expired_form(view: F) -> F:
+    """Mark a view whose POST changes nothing unless its FlaskForm validates (which
+    checks the CSRF token again). When the token is refused, the view runs once more
+    and shows its form again, with what the reader typed (never a password) and a
+    fresh token, under a message: a 400 with the form rather than an error page.
+    (Forged from another site, the same happens: nothing is done, and that site can't
+    read the page with the new token.)"""
+    view.resends_expired_form = True  # type: ignore[attr-defined]
+    return view
+
+
 def _csrf_error(error: CSRFError) -> ResponseReturnValue:
     # A signed-out visitor's session (and its CSRF token) is gone: what they need is to
     # sign in again, not a message about forms. The auth pages themselves are exempt
     # from this so a stale login form can't loop.
     if not current_user.is_authenticated and request.blueprint != "auth":
         return login_manager.unauthorized()
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "resends_expired_form", False) and not wants_fragment():
+        flash(EXPIRED_FORM, "error")
+        try:
+            response = current_app.make_response(
+                current_app.ensure_sync(view)(**(request.view_args or {}))
+            )
+        except HTTPException as raised:
+            return current_app.handle_user_exception(raised)
+        if response.status_code in (200, 422):  # the form again; nothing was done
+            response.status_code = 400  # (nor counted as a failed sign-in: not a 422)
+        return response
+    # htmx, or a button that is a form of its own: say so where the reader looks.
     return render_error(
         400,
         "Your form expired or came from another site. Reload the page and try again.",

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     Date,
@@ -40,13 +41,25 @@ class User(UserMixin, db.Model):
     is_disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Two-factor sign-in (app/auth/twofactor.py): the TOTP secret (base32), when it was
+    # turned on (None: off), the time step of the last code accepted (a code works
+    # once), and the SHA-256 of each unused recovery code, one per line.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    two_factor_since: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    recovery_codes: Mapped[str] = mapped_column(Text, default="")
 
     # Set by the user loader: the login session this request is authenticated by.
     session_token = None  # type: str | None  (plain attribute, not a column)
+    login_session_id = None  # type: int | None  (its row's id: "this browser")
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return not self.is_disabled
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return self.two_factor_since is not None and bool(self.totp_secret)
 
     def get_id(self) -> str | None:
         """Flask-Login keeps this in the session and remember cookies: the login
@@ -58,7 +71,11 @@ class User(UserMixin, db.Model):
 
 
 class LoginSession(db.Model):
-    """One signed-in browser. Deleting the row signs that browser out for real."""
+    """One signed-in browser. Deleting the row signs that browser out for real.
+
+    It ends on its own too (app/auth/sessions.py): at `expires_at`, or once unused for
+    longer than the idle limit of its kind ("remember me" or not). `last_seen_at` and
+    `ip` are refreshed every few minutes of use, not on every request."""
 
     __tablename__ = "login_sessions"
 
@@ -67,6 +84,10 @@ class LoginSession(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     user_agent: Mapped[str] = mapped_column(String(300), default="")
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]  # the absolute end, however busy the session is
+    remember: Mapped[bool] = mapped_column(default=False)  # "Keep me signed in"
+    ip: Mapped[str] = mapped_column(String(45), default="")  # as of last_seen_at
 
     user: Mapped[User] = relationship()
 
@@ -430,3 +451,16 @@ class JobRun(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class PeriodicRun(db.Model):
+    """A periodic task's run for one period, claimed by the first worker on any host to
+    start it (see app/jobs.py); the copies other hosts' schedulers queued see it and
+    skip. Claims older than two days are deleted as new ones are made."""
+
+    __tablename__ = "periodic_runs"
+
+    task: Mapped[str] = mapped_column(String(200), primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str] = mapped_column(String(200), default="")  # host:pid

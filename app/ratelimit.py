@@ -5,12 +5,20 @@ gunicorn worker, so with two workers an attacker gets twice the attempts, and wh
 worker answers decides whether a request is refused. Self-hosters shouldn't need Redis
 for login throttling to mean what it says, so by default the counters live in a small
 table: `DOGEAR_RATELIMIT_STORAGE_URI=dogear+db://`. A Redis URI still works.
+
+Only a hit (`incr`) writes, in a short `BEGIN IMMEDIATE` transaction. Checking a limit
+(`get`, `get_expiry`, `check`) is a plain read: on SQLite in WAL mode it never waits for
+the write lock, so signing in works while a long import holds it. The sign-in limits
+count failed attempts only (see app/auth/throttle.py), so a sign-in with the right
+password reads the counters and writes nothing here.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import has_app_context
@@ -19,10 +27,19 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import immediate_connection, insert_ignoring_conflicts
+from app.extensions import db
 from app.models import RateLimit
 
 SCHEME = "dogear+db"
 _PURGE_ONE_IN = 100  # drop long-expired counters now and then, on a write
+
+
+@contextmanager
+def _read_connection() -> Iterator[Any]:
+    """A connection of its own in a plain (deferred) read transaction: on SQLite it
+    takes no write lock, so it never waits behind a long write."""
+    with db.engine.connect() as connection:
+        yield connection
 
 
 class DatabaseStorage(Storage):
@@ -60,7 +77,7 @@ class DatabaseStorage(Storage):
             return conn.execute(select(RateLimit.hits).where(RateLimit.key == key)).scalar_one()
 
     def get(self, key: str) -> int:
-        with immediate_connection() as conn:
+        with _read_connection() as conn:
             hits = conn.execute(
                 select(RateLimit.hits).where(
                     RateLimit.key == key, RateLimit.expires_at > time.time()
@@ -69,17 +86,18 @@ class DatabaseStorage(Storage):
         return hits or 0
 
     def get_expiry(self, key: str) -> float:
-        with immediate_connection() as conn:
+        now = time.time()
+        with _read_connection() as conn:
             expires = conn.execute(
                 select(RateLimit.expires_at).where(RateLimit.key == key)
             ).scalar()
-        return expires if expires is not None else time.time()
+        return expires if expires is not None and expires > now else now
 
     def check(self) -> bool:
         if not has_app_context():  # asked at start-up, before any request
             return True
         try:
-            with immediate_connection() as conn:
+            with _read_connection() as conn:
                 conn.execute(select(1))
         except SQLAlchemyError:
             return False

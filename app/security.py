@@ -1,13 +1,23 @@
-"""Response headers and redirect-target checks shared by every blueprint."""
+"""Response headers and redirect-target checks shared by every blueprint, the host
+names Dogear answers to, and how strong a secret key is."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import math
+import string
+import zlib
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, request
 from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import SecurityError
+from werkzeug.wrappers import Response as PlainResponse
+from werkzeug.wsgi import get_host
+
+logger = logging.getLogger(__name__)
 
 # No inline scripts or styles, no eval: htmx is configured accordingly in base.html.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -34,6 +44,10 @@ def set_security_headers(response: Response) -> Response:
     if request.endpoint != "static":
         # Pages differ per reader and per HX-Request: never let a shared cache keep them.
         response.headers.setdefault("Cache-Control", "no-store")
+        # A redirect (or HX-Redirect) answers htmx and plain requests differently too,
+        # wherever it comes from; pages say so in `templating.render`.
+        if response.status_code in (301, 302, 303, 307, 308) or "HX-Redirect" in response.headers:
+            response.vary.add("HX-Request")
     return response
 
 
@@ -114,3 +128,130 @@ def _has_surrogate(value: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+# --- the host names Dogear answers to ----------------------------------------------------
+
+
+def parse_trusted_hosts(value: object) -> list[str] | None:
+    """TRUSTED_HOSTS as Flask wants it: a list of host names, or None for any host.
+
+    Accepts a list, or one string of names separated by commas or spaces (so
+    `DOGEAR_TRUSTED_HOSTS=read.example.org,www.read.example.org` works as well as a JSON
+    list). A name starting with a dot also matches every subdomain (Werkzeug's rule).
+    Raises ValueError, saying why, for anything that isn't a host name."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        items: Iterable[object] = value.replace(",", " ").split()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = value
+    else:
+        raise ValueError(f"expected a list of host names, not {value!r}")
+    hosts = []
+    for item in items:
+        host = str(item).strip().lower()
+        if not host:
+            continue
+        if "/" in host or "@" in host:
+            raise ValueError(
+                f"{item!r} is not a host name: write just the name, like read.example.org "
+                "(no scheme, no path)"
+            )
+        hosts.append(host)
+    return hosts or None
+
+
+class TrustedHostsMiddleware:
+    """WSGI middleware: a request for a host name not in `trusted_hosts` gets a short,
+    plain 400 before Flask sees it.
+
+    Flask 3.1 checks `TRUSTED_HOSTS` itself, but while it builds the request's URL
+    adapter: the request then has no adapter, and the error page (which builds its
+    links with `url_for`) would fail as a 500. Refusing here answers such requests
+    (scanners, a forged Host for poisoned links in mail) cheaply and clearly. It sits
+    inside ProxyFix, so with DOGEAR_PROXY_FIX the host checked is the one the proxy
+    forwarded."""
+
+    def __init__(self, wsgi_app: Any, trusted_hosts: list[str]) -> None:
+        self.wsgi_app = wsgi_app
+        self.trusted_hosts = trusted_hosts
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            get_host(environ, self.trusted_hosts)
+        except SecurityError:
+            host = environ.get("HTTP_HOST", "")
+            logger.info("Refused a request for host %r: not in TRUSTED_HOSTS", host[:200])
+            return untrusted_host_response()(environ, start_response)
+        return self.wsgi_app(environ, start_response)
+
+
+def untrusted_host_response() -> PlainResponse:
+    response = PlainResponse(
+        "400 Bad Request: this Dogear does not answer to that host name.\n"
+        "If this is your Dogear, add the name readers use to DOGEAR_TRUSTED_HOSTS.\n",
+        status=400,
+        mimetype="text/plain",
+    )
+    response.headers["Content-Security-Policy"] = "default-src 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- how strong a secret key is ----------------------------------------------------------
+
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_BITS = 128
+_HEX = frozenset(string.hexdigits.lower()) | frozenset(string.hexdigits.upper())
+_CLASSES = (
+    (frozenset(string.ascii_lowercase), 26),
+    (frozenset(string.ascii_uppercase), 26),
+    (frozenset(string.digits), 10),
+)
+_OTHER = 33  # printable ASCII punctuation and space; anything else counts the same
+
+
+def secret_bits(key: str) -> float:
+    """A rough, deliberately generous estimate of the bits an attacker must guess.
+
+    Each character is worth log2 of the alphabet its character classes span (16 for
+    hex; lower, upper, digits, other), times the length after taking repeats out.
+    Repeats are measured by deflate with fixed Huffman codes, which shrinks only
+    repeated runs, not a small alphabet: `changeme` five times is 11 bytes of 40.
+    A random key, with its few chance repeats, keeps its whole length."""
+    if not key:
+        return 0.0
+    chars = set(key)
+    alphabet = sum(size for members, size in _CLASSES if members & chars)
+    if any(not any(c in members for members, _ in _CLASSES) for c in chars):
+        alphabet += _OTHER
+    if chars <= _HEX and (key == key.lower() or key == key.upper()):
+        alphabet = min(alphabet, 16)  # hex digits: `openssl rand -hex 32`
+    raw = key.encode()
+    squeezer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_FIXED)
+    unrepeated = len(squeezer.compress(raw) + squeezer.flush()) - 2  # 2: the empty stream
+    length = len(key)
+    if unrepeated < 0.75 * len(raw):  # mostly repeats, not chance ones
+        length = max(0, round(length * unrepeated / len(raw)))
+    return length * math.log2(alphabet)
+
+
+def secret_weakness(key: str, well_known: Iterable[str] = ()) -> str | None:
+    """Why `key` must not sign sessions in production, or None when it may."""
+    if not key:
+        return "is not set"
+    if key.strip().lower() in {k.lower() for k in well_known}:
+        return "is a well-known placeholder"
+    if len(key) < MIN_SECRET_LENGTH:
+        return f"is {len(key)} characters long; it needs {MIN_SECRET_LENGTH} or more"
+    if len(set(key)) < 8:
+        return f"uses only {len(set(key))} different characters"
+    bits = secret_bits(key)
+    if bits < MIN_SECRET_BITS:
+        return (
+            f"is too predictable: about {bits:.0f} bits of randomness (it repeats a pattern "
+            f"or uses few kinds of characters), and it needs {MIN_SECRET_BITS}"
+        )
+    return None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -151,10 +150,9 @@ def _seed() -> None:
 
 
 @pytest.fixture
-def live(tmp_path: Path, migrated_db: Path) -> Iterator[Live]:
-    """A fresh copy of the migrated database, seeded, served on 127.0.0.1:<random>."""
-    shutil.copy(migrated_db, tmp_path / "test.db")
-    app = make_app(tmp_path, TESTING=False, RATELIMIT_ENABLED=False)
+def live(tmp_path: Path, database: dict[str, Any]) -> Iterator[Live]:
+    """A fresh migrated database, seeded, served on 127.0.0.1:<random>."""
+    app = make_app(tmp_path, TESTING=False, RATELIMIT_ENABLED=False, **database)
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietHandler)
     live = Live(url=f"http://127.0.0.1:{server.server_port}", app=app)
     live.run(_seed)
@@ -236,6 +234,9 @@ def sign_in(page: Page, email: str = READER, then: str = "/") -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page).to_have_url(re.compile(re.escape(then) + "$"))
+    # The URL changes as soon as the response starts; what tests look at next (layout,
+    # key handlers) needs the styles and scripts, which a busy machine loads later.
+    page.wait_for_load_state("load")
 
 
 def list_count(n: int) -> re.Pattern[str]:

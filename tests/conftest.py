@@ -1,8 +1,15 @@
-"""Shared fixtures: a fresh app and SQLite database per test, and small factories."""
+"""Shared fixtures: a fresh app and database per test, and small factories.
+
+The database is SQLite unless DOGEAR_TEST_DATABASE=postgresql, which runs the same
+tests against the PostgreSQL server of tests/pg.py (a schema migrated once per
+session, emptied before each test). Tests about one database's internals carry
+`@pytest.mark.sqlite_only` or `@pytest.mark.postgres` and run only on theirs.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import os
 import re
 import shutil
 import threading
@@ -22,6 +29,11 @@ from app.extensions import db
 from app.models import Post, Topic, User
 
 pytest_plugins = ["webserver", "browsing"]
+
+DATABASE = os.environ.get("DOGEAR_TEST_DATABASE", "sqlite")
+if DATABASE not in ("sqlite", "postgresql"):
+    raise pytest.UsageError(f"DOGEAR_TEST_DATABASE must be sqlite or postgresql, not {DATABASE!r}")
+ON_POSTGRES = DATABASE == "postgresql"
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 PASSWORD = "correct horse battery"
@@ -99,10 +111,53 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path / "test.db"
 
 
+@pytest.fixture(scope="session")
+def postgres_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """On the PostgreSQL pass: the URL of a schema migrated once for the session."""
+    from tests import pg
+
+    with pg.fresh_schema() as schema:
+        url = pg.schema_url(schema)
+        app = make_app(tmp_path_factory.mktemp("pg"), SQLALCHEMY_DATABASE_URI=url)
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        yield url
+
+
 @pytest.fixture
-def app(tmp_path: Path, migrated_db: Path) -> Iterator[Flask]:
-    shutil.copy(migrated_db, tmp_path / "test.db")
-    app = make_app(tmp_path)
+def database(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh, migrated, empty database for this test, as app config overrides:
+    a copy of the migrated SQLite file, or the emptied PostgreSQL test schema."""
+    if ON_POSTGRES:
+        from tests import pg
+
+        url = request.getfixturevalue("postgres_template")
+        pg.empty(url)
+        return {"SQLALCHEMY_DATABASE_URI": url}
+    shutil.copy(request.getfixturevalue("migrated_db"), tmp_path / "test.db")
+    return {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, leave out what is about SQLite's internals and what
+    the SQLite pass already ran against PostgreSQL (marked `postgres`)."""
+    if not ON_POSTGRES:
+        return
+    kept, left_out = [], []
+    for item in items:
+        if item.get_closest_marker("sqlite_only") or item.get_closest_marker("postgres"):
+            left_out.append(item)
+        else:
+            kept.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+@pytest.fixture
+def app(tmp_path: Path, database: dict[str, Any]) -> Iterator[Flask]:
+    app = make_app(tmp_path, **database)
     with app.app_context():
         yield app
         db.session.remove()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import secrets
 import stat
+import string
 from pathlib import Path
 
 import pytest
@@ -47,7 +50,7 @@ def test_production_refuses_a_missing_or_weak_secret(tmp_path, monkeypatch, secr
 
 def test_production_starts_with_a_strong_secret_and_secure_cookies(tmp_path, monkeypatch):
     monkeypatch.setenv("DOGEAR_ENV", "production")
-    monkeypatch.setenv("DOGEAR_SECRET_KEY", "k" * 48)
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", secrets.token_urlsafe(32))
     app = create_app({"INSTANCE_PATH": str(tmp_path)})
     assert app.config["SESSION_COOKIE_SECURE"] is True
 
@@ -104,6 +107,7 @@ def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
     ],
     ids=["removed", "a-directory", "not-a-database"],
 )
+@pytest.mark.sqlite_only
 def test_healthz_tells_the_truth_when_the_file_goes_wrong(app, client, damage, reason):
     assert client.get("/healthz").status_code == 200  # the pool holds a connection now
     path = Path(db.engine.url.database)
@@ -246,3 +250,172 @@ def test_a_form_with_text_no_database_can_store_is_a_clear_400(reader, client, p
 @pytest.mark.parametrize("query", ["/search?q=a%00b", "/?author=x%00", "/list?tag=%00a"])
 def test_a_nul_in_a_query_parameter_is_dropped_not_a_500(reader, client, query):
     assert client.get(query).status_code == 200
+
+
+# --- several hosts: one secret key ------------------------------------------------------
+
+SHARED_DATABASE = "postgresql+psycopg://dogear@db.example:5432/dogear"  # never connected to
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_a_shared_database_refuses_to_start_without_a_configured_secret(
+    tmp_path, monkeypatch, env
+):
+    for name in ("DOGEAR_SECRET_KEY", "SECRET_KEY", "DOGEAR_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOGEAR_ENV", env)
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED_DATABASE})
+    message = str(refused.value)
+    assert "database is postgresql" in message
+    assert "Set DOGEAR_SECRET_KEY to the same value on every host" in message
+    assert not (tmp_path / "secret_key").exists()  # no key of this host's own is made
+
+
+def test_a_key_file_of_one_host_is_not_enough_for_a_shared_database(tmp_path, monkeypatch):
+    for name in ("DOGEAR_SECRET_KEY", "SECRET_KEY", "DOGEAR_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "secret_key").write_text("k" * 48)  # made back when this was SQLite
+    with pytest.raises(RuntimeError, match="use its contents as DOGEAR_SECRET_KEY"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED_DATABASE})
+
+
+def test_a_shared_database_starts_with_the_configured_secret(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOGEAR_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", "the-same-on-every-host-" + "x" * 20)
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED_DATABASE})
+    assert app.config["SECRET_KEY"] == "the-same-on-every-host-" + "x" * 20
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_job_queue_is_named_so_two_dogears_can_share_one_redis(tmp_path):
+    from app import jobs
+
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "s" * 40,
+            "REDIS_URL": "redis://127.0.0.1:6379/0",  # not connected to until a job is queued
+            "JOBS_NAME": "dogear-staging",
+        }
+    )
+    assert jobs.queue_url(app.config) == "redis://127.0.0.1:6379/0"
+    assert type(jobs.huey.storage).__name__ == "RedisStorage"
+    assert jobs.huey.storage.queue_key == "huey.redis.dogearstaging"  # Huey drops the "-"
+    app.config["JOBS_URL"] = "memory://"  # JOBS_URL wins over REDIS_URL
+    assert jobs.queue_url(app.config) == "memory://"
+
+
+# --- production secrets: long is not enough, they must be unpredictable ----------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "why"),
+    [
+        ("a" * 40, "uses only 1 different characters"),
+        ("k" * 48, "uses only 1 different characters"),
+        ("changeme" * 5, "uses only 7 different characters"),
+        ("change-me-" * 4, "too predictable"),
+        ("1234567890" * 4, "too predictable"),  # JSON would read it as a number: kept as text
+        ("0" * 20 + "123456789abcdef" + "0" * 20, "too predictable"),
+    ],
+    ids=["a-40", "k-48", "changeme-5", "change-me-4", "digits-repeated", "mostly-zeros"],
+)
+def test_production_refuses_a_long_but_predictable_secret(tmp_path, monkeypatch, secret, why):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", secret)
+    with pytest.raises(RuntimeError) as refused:
+        create_app({"INSTANCE_PATH": str(tmp_path)})
+    message = str(refused.value)
+    assert why in message
+    assert "DOGEAR_SECRET_KEY" in message
+    assert "secrets.token_urlsafe(32)" in message and "openssl rand -hex 32" in message
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: secrets.token_urlsafe(32),
+        lambda: secrets.token_hex(32),  # what `openssl rand -hex 32` prints
+        lambda: secrets.token_hex(32).upper(),
+        lambda: "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(48)),
+        lambda: base64.b64encode(secrets.token_bytes(32)).decode(),  # `openssl rand -base64 32`
+    ],
+    ids=["token_urlsafe-32", "hex-32", "HEX-32", "random-48", "base64-32"],
+)
+def test_production_accepts_random_secrets_every_time(tmp_path, monkeypatch, make):
+    from app.security import secret_weakness
+
+    for _ in range(500):  # a chance repeat inside a random key must never refuse it
+        key = make()
+        assert secret_weakness(key) is None, key
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", key)
+    assert create_app({"INSTANCE_PATH": str(tmp_path)}).config["SECRET_KEY"] == key
+
+
+def test_a_secret_that_looks_like_a_number_is_kept_as_text(tmp_path, monkeypatch):
+    key = "1" + "".join(secrets.choice(string.digits) for _ in range(47))  # 48 random digits
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", key)
+    app = create_app({"INSTANCE_PATH": str(tmp_path)})
+    assert app.config["SECRET_KEY"] == key
+
+
+def test_production_refuses_a_weak_key_file_and_accepts_the_generated_one(tmp_path, monkeypatch):
+    for name in ("DOGEAR_SECRET_KEY", "SECRET_KEY", "DOGEAR_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    create_app({"INSTANCE_PATH": str(tmp_path)})  # development writes instance/secret_key
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    generated = (tmp_path / "secret_key").read_text()
+    assert create_app({"INSTANCE_PATH": str(tmp_path)}).config["SECRET_KEY"] == generated
+    (tmp_path / "secret_key").write_text("x" * 64)
+    with pytest.raises(RuntimeError, match=r"read from .*secret_key uses only 1 different"):
+        create_app({"INSTANCE_PATH": str(tmp_path)})
+
+
+def test_a_shared_database_still_needs_its_key_configured_in_production(tmp_path, monkeypatch):
+    for name in ("DOGEAR_SECRET_KEY", "SECRET_KEY", "DOGEAR_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DOGEAR_ENV", "production")
+    (tmp_path / "secret_key").write_text(secrets.token_urlsafe(48))
+    with pytest.raises(RuntimeError, match="Set DOGEAR_SECRET_KEY to the same value"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED_DATABASE})
+    monkeypatch.setenv("DOGEAR_SECRET_KEY", "changeme" * 5)
+    with pytest.raises(RuntimeError, match="uses only 7 different characters"):
+        create_app({"INSTANCE_PATH": str(tmp_path), "SQLALCHEMY_DATABASE_URI": SHARED_DATABASE})
+
+
+# --- proxy settings are checked when Dogear starts --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("read.example.org", ["read.example.org"]),
+        ("read.example.org, www.read.example.org", ["read.example.org", "www.read.example.org"]),
+        ('["Read.Example.org", ".example.net"]', ["read.example.org", ".example.net"]),
+        ("", None),
+    ],
+)
+def test_trusted_hosts_read_from_the_environment(tmp_path, monkeypatch, value, expected):
+    monkeypatch.setenv("DOGEAR_TRUSTED_HOSTS", value)
+    app = create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40})
+    assert app.config["TRUSTED_HOSTS"] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("DOGEAR_TRUSTED_HOSTS", "https://read.example.org", "not a host name"),
+        ("DOGEAR_PROXY_FIX", "yes", "number of reverse proxies"),
+        ("DOGEAR_PROXY_FIX", "-1", "number of reverse proxies"),
+    ],
+)
+def test_a_proxy_setting_that_makes_no_sense_refuses_to_start(
+    tmp_path, monkeypatch, name, value, says
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match=says):
+        create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40})

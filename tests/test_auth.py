@@ -242,15 +242,12 @@ def test_disabled_user_is_signed_out_and_cannot_sign_in(app: Flask, make_user):
     assert response.status_code == 422
 
 
-def test_login_throttling_holds_across_workers(tmp_path, migrated_db):
+def test_login_throttling_holds_across_workers(tmp_path, database):
     """The counters live in the database, not in one worker's memory: a second app
     (as a second gunicorn worker would be) sees the attempts made through the first."""
-    import shutil
-
     from tests.conftest import make_app
 
-    shutil.copy(migrated_db, tmp_path / "test.db")
-    limits = {"RATELIMIT_ENABLED": True, "RATELIMIT_LOGIN": "3 per minute"}
+    limits = {"RATELIMIT_ENABLED": True, "RATELIMIT_LOGIN": "3 per minute", **database}
     first = make_app(tmp_path, **limits)
     with first.app_context():
         client = first.test_client()
@@ -309,3 +306,75 @@ def test_an_unknown_registration_setting_reads_as_invite_only(client):
     services.set_setting("registration", "something else")
     assert services.registration_mode() == "invite"
     assert client.get("/register").status_code == 403
+
+
+# --- first-run set-up on several hosts -------------------------------------------------
+
+
+def _second_host(tmp_path, database, **overrides) -> Flask:
+    """Another host: an instance folder of its own, the same database (and, unless
+    overridden, the same SECRET_KEY)."""
+    from tests.conftest import make_app
+
+    return make_app(tmp_path / "host-b", **database, **overrides)
+
+
+def test_every_host_prints_the_same_setup_link_and_any_host_takes_it(
+    app: Flask, client, tmp_path, database
+):
+    from app.cli import announce_setup_link
+
+    other = _second_host(tmp_path, database)
+    link = announce_setup_link(fresh=False)  # as gunicorn's start on host A does
+    with other.app_context():
+        assert announce_setup_link(fresh=False) == link  # and on host B
+        token = link.rsplit("/", 1)[1]
+        on_b = other.test_client()
+        assert on_b.get(f"/setup/{token}").status_code == 200
+        form = {"email": "root@example.com", "password": PASSWORD, "confirm": PASSWORD}
+        assert on_b.submit(f"/setup/{token}", form).status_code == 303
+        assert on_b.get(f"/setup/{token}").status_code == 404
+    assert client.get(f"/setup/{token}").status_code == 404  # used up on A as well
+    assert announce_setup_link(fresh=False) is None
+    assert services.issue_setup_token() is None
+
+
+def test_a_restart_keeps_the_setup_link_and_the_command_replaces_it(client):
+    first = services.issue_setup_token(fresh=False)
+    assert services.issue_setup_token(fresh=False) == first  # gunicorn started again
+    new = services.issue_setup_token()  # `dogear setup-link`
+    assert new != first
+    assert client.get(f"/setup/{first}").status_code == 404
+    assert client.get(f"/setup/{new}").status_code == 200
+    assert services.issue_setup_token(fresh=False) == new  # what every host prints now
+
+
+def test_the_setup_link_comes_from_the_secret_key_not_from_the_database(
+    app: Flask, tmp_path, database
+):
+    from app.models import Setting
+
+    token = services.issue_setup_token(fresh=False)
+    assert not any(token in value for value in db.session.scalars(select(Setting.value)))
+    other = _second_host(tmp_path, database, SECRET_KEY="a-different-key-of-some-other-host-1234")
+    with other.app_context():
+        assert not services.setup_token_is_valid(token)  # the database alone opens nothing
+    assert services.setup_token_is_valid(token)
+    assert not services.setup_token_is_valid("é" * 32)  # not ASCII: refused, not a 500
+
+
+def test_two_hosts_taking_the_setup_link_at_once_make_one_admin(app: Flask):
+    import itertools
+
+    from tests.conftest import run_concurrently
+
+    token = services.issue_setup_token()
+    numbers = itertools.count(1)
+
+    def take_it() -> None:
+        services.complete_setup(token, f"admin{next(numbers)}@example.com", PASSWORD)
+
+    errors = run_concurrently(app, take_it)
+    assert len(errors) == 3
+    assert all(isinstance(error, services.AccountError) for error in errors)
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.is_admin)) == 1

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from datetime import date
 
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 
+from app.browse.filters import BrowseFilters
 from app.extensions import db
+from app.models import Post, Topic
 from tests.conftest import sign_in
 
 
@@ -251,7 +254,6 @@ def test_post_entry_panel_without_htmx_goes_to_the_post_page(client, reader, mak
 def test_topic_filter_gives_the_same_posts_for_common_and_rare_topics(app, client, make_post):
     """Both query plans for the topic filter (walk in order, or fetch then sort)."""
     from app.browse import queries
-    from app.browse.filters import BrowseFilters
     from app.pagination import paginate
 
     for n in range(6):
@@ -262,7 +264,7 @@ def test_topic_filter_gives_the_same_posts_for_common_and_rare_topics(app, clien
     fetched = paginate(queries.catalog_posts(filters, common_topic=False), 1, 4)
     assert [p.title for p in walked.items] == [p.title for p in fetched.items]
     assert [p.title for p in walked.items] == ["Rusty 5", "Rusty 4", "Rusty 3", "Rusty 2"]
-    facets = queries.catalog_facets(0)
+    facets = queries.catalog_facets(BrowseFilters(), 0)
     assert facets.total == 7
     assert facets.is_common_topic("rust") and not facets.is_common_topic("haskell")
 
@@ -290,3 +292,87 @@ def test_a_page_past_the_end_offers_the_first_page(client, make_post):
     make_post(title="Only one", topics=["rust"])
     html = client.get("/?topic=rust&page=9").get_data(as_text=True)
     assert "This page is past the end" in html and 'href="/?topic=rust"' in html
+
+
+FACET = re.compile(r'<a href="/(?:\?[^"]*)?"[^>]*>([^<]+?) <span class="count">([\d,]+)</span>')
+
+
+def sidebar_counts(client, query: str = "") -> dict[str, int]:
+    """The sidebar's facet links as {label: count}."""
+    html = client.get(f"/?{query}").get_data(as_text=True)
+    sidebar = html.split('id="facets-title"')[1].split("</aside>")[0]
+    return {label.strip(): int(count.replace(",", "")) for label, count in FACET.findall(sidebar)}
+
+
+def test_sidebar_counts_narrow_with_the_filters_already_chosen(client, make_post):
+    make_post(title="Py long", topics=["python"], reading_minutes=20)
+    make_post(title="Py short", topics=["python", "redis"], reading_minutes=2)
+    make_post(title="Py short 2", topics=["python"], reading_minutes=3)
+    make_post(title="Redis short", topics=["redis"], reading_minutes=2)
+    everything = sidebar_counts(client)
+    assert everything["Python"] == 3 and everything["Redis"] == 2
+    assert everything["Short (under 5 min)"] == 3
+
+    python = sidebar_counts(client, "topic=python")
+    assert python["Python"] == 3
+    assert python["Redis"] == 1  # only the Redis post that is also about Python
+    assert python["Short (under 5 min)"] == 2 and python["Long (over 10 min)"] == 1
+
+    # Every count offered leads to that many posts.
+    both = sidebar_counts(client, "topic=python&length=short")
+    assert both["Redis"] == 1
+    html = client.get("/?topic=python&length=short").get_data(as_text=True)
+    assert "Py short" in html and "Py long" not in html
+
+
+def test_sidebar_counts_follow_a_write_made_by_another_worker_at_once(
+    tmp_path, database, make_post
+):
+    """Two apps on one database stand for two workers or hosts. The counts are cached
+    for an hour here, yet a post added through the other app shows on the next page:
+    the catalog version in the database tells every worker its counts are stale."""
+    from tests.conftest import make_app
+
+    reader_side = make_app(tmp_path / "a", FACETS_MAX_AGE=3600, **database)
+    writer_side = make_app(tmp_path / "b", **database)
+    make_post(title="First", topics=["python"])
+    with reader_side.app_context():
+        browser = reader_side.test_client()
+        assert sidebar_counts(browser)["Python"] == 1
+        assert sidebar_counts(browser)["Python"] == 1  # now cached
+
+    with writer_side.app_context():
+        db.session.add(Post(title="Second", dedupe_key="second", topics=[python_topic()]))
+        db.session.commit()
+        db.session.remove()
+    with reader_side.app_context():
+        assert sidebar_counts(browser)["Python"] == 2
+
+    with writer_side.app_context():  # a bulk statement, not an ORM object, and a rename
+        db.session.execute(update(Topic).where(Topic.slug == "python").values(name="Python 3"))
+        db.session.commit()
+        db.session.remove()
+    with reader_side.app_context():
+        counts = sidebar_counts(browser)
+        assert counts.get("Python 3") == 2 and "Python" not in counts
+        db.session.remove()
+        db.engine.dispose()
+    with writer_side.app_context():
+        db.engine.dispose()
+
+
+def python_topic() -> Topic:
+    return db.session.scalars(select(Topic).where(Topic.slug == "python")).one()
+
+
+def test_undated_posts_come_last_when_newest_first_and_first_when_oldest(client, make_post):
+    make_post(title="Undated", published_on=None)
+    make_post(title="Older", published_on=date(2020, 1, 1))
+    make_post(title="Newer", published_on=date(2024, 1, 1))
+
+    def order(query: str) -> list[str]:
+        html = client.get(f"/?{query}").get_data(as_text=True)
+        return [t for t in re.findall(r">(Undated|Older|Newer)</a>", html)]
+
+    assert order("") == ["Newer", "Older", "Undated"]
+    assert order("sort=oldest") == ["Undated", "Older", "Newer"]

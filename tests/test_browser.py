@@ -363,3 +363,22 @@ def test_no_horizontal_overflow_on_phone_for_each_screen(pages: Pages, live: Liv
             problems[path] = overflow
     assert problems == {}, "pages that scroll sideways on a 390px phone (px)"
     pages.assert_clean()
+
+
+def test_search_as_you_type_finds_unfinished_words_and_keeps_history_short(
+    pages: Pages, live: Live
+):
+    page = pages.open()
+    page.goto("/search")
+    start = page.evaluate("history.length")
+    box = page.locator("#search-q")
+    box.press_sequentially("pyth", delay=20)
+    expect(page.locator("#search-status")).to_contain_text("result")
+    assert page.locator("#search-results .post-title").count() > 0  # "pyth" is unfinished
+    expect(page).to_have_url(re.compile(r"q=pyth(&|$)"))
+    box.press_sequentially("on", delay=20)
+    expect(page).to_have_url(re.compile(r"q=python(&|$)"))
+    assert page.evaluate("history.length") == start  # pauses replaced the entry
+    box.press("Enter")  # a submitted search is a new entry
+    page.wait_for_function(f"history.length > {start}")
+    pages.assert_clean()

@@ -272,14 +272,12 @@ def test_forgot_password_validates_the_address(client, smtp):
     assert pending_count() == 0
 
 
-def test_forgot_password_is_throttled_like_sign_in(tmp_path, migrated_db):
-    import shutil
-
+def test_forgot_password_is_throttled_like_sign_in(tmp_path, database):
     from tests.conftest import make_app
 
-    shutil.copy(migrated_db, tmp_path / "test.db")
     app = make_app(
         tmp_path,
+        **database,
         RATELIMIT_ENABLED=True,
         RATELIMIT_LOGIN="2 per minute",
         SMTP_URL="smtp://127.0.0.1:9",

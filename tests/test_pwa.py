@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import struct
 from html.parser import HTMLParser
 from pathlib import Path
@@ -208,12 +207,9 @@ def test_bookmarklet_opens_the_add_page_with_the_pages_url_and_title(client, rea
     )
 
 
-def test_bookmarklet_uses_the_host_the_reader_came_in_by(tmp_path, migrated_db):
+def test_bookmarklet_uses_the_host_the_reader_came_in_by(tmp_path, database):
     """Behind a proxy (DOGEAR_PROXY_FIX), the public scheme and host, not gunicorn's."""
-    shutil.copy(migrated_db, tmp_path / "proxied.db")
-    app = make_app(
-        tmp_path, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'proxied.db'}", PROXY_FIX=1
-    )
+    app = make_app(tmp_path, PROXY_FIX=1, **database)
     headers = {
         "X-Forwarded-Proto": "https",
         "X-Forwarded-Host": "read.example.org",
@@ -310,11 +306,10 @@ def test_expired_form_keeps_its_message(client, reader, make_post):
     assert "Your form expired or came from another site." in inline
 
 
-def test_too_many_attempts_says_how_long_to_wait(tmp_path, migrated_db):
-    shutil.copy(migrated_db, tmp_path / "limited.db")
+def test_too_many_attempts_says_how_long_to_wait(tmp_path, database):
     app = make_app(
         tmp_path,
-        SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'limited.db'}",
+        **database,
         RATELIMIT_ENABLED=True,
         RATELIMIT_LOGIN="2 per minute",
     )

@@ -42,7 +42,12 @@ def search(client, q: str, **args) -> list[str]:
     return titles(client.get("/search", query_string={"q": q, **args}))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pg.MARKS)])
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.sqlite_only),
+        pytest.param("postgres", marks=pg.MARKS),
+    ]
+)
 def app(request, tmp_path, migrated_db):
     """The app on a fresh database: SQLite, then PostgreSQL."""
     if request.param == "postgres":
@@ -536,11 +541,33 @@ def test_htmx_gets_the_results_fragment(client, corpus):
 
 def test_form_searches_as_you_type(client):
     html = client.get("/search").get_data(as_text=True)
-    assert 'hx-trigger="input changed delay:' in html
-    assert 'hx-sync="this:replace"' in html
-    assert 'hx-push-url="true"' in html
+    box = html.split('id="search-q"')[1].split(">")[0]
+    assert 'hx-trigger="input changed delay:' in box
+    assert 'hx-replace-url="true"' in box  # a pause in typing adds no history entry
+    assert 'hx-sync="#search-form:replace"' in box
+    form = html.split('id="search-form"')[1].split(">")[0]
+    assert 'hx-push-url="true"' in form and 'hx-trigger="change from:#search-sort, submit"' in form
     assert 'hx-indicator="#search-indicator"' in html
     assert "Type a few words" in html
+
+
+def test_the_word_being_typed_matches_as_a_prefix(client, make_post):
+    make_post(title="Running Kubernetes at home", summary="A small cluster.")
+    make_post(title="Celery task queues", summary="Workers and brokers.")
+    typing = {**HTMX, "HX-Trigger": "search-q"}
+
+    def typed(q: str) -> list[str]:
+        return titles(client.get("/search", query_string={"q": q}, headers=typing))
+
+    assert typed("kube") == ["Running Kubernetes at home"]
+    assert typed("celer") == ["Celery task queues"]
+    assert typed("running kube") == ["Running Kubernetes at home"]
+    assert typed("kube ") == []  # a space ends the word: it is matched whole
+    # A submitted search is exact, as the search tips say (`kube*` for a prefix).
+    assert search(client, "kube") == []
+    assert search(client, "kube*") == ["Running Kubernetes at home"]
+    response = client.get("/search", query_string={"q": "kube"}, headers=typing)
+    assert "HX-Trigger" in response.headers["Vary"]
 
 
 @pytest.mark.parametrize(

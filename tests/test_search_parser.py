@@ -14,7 +14,7 @@ from sqlalchemy import text as sql
 from app.extensions import db
 from app.search import postgres
 from app.search.engine import _Plan
-from app.search.parser import MAX_LENGTH, MAX_TERMS, Filter, Query, Term, parse
+from app.search.parser import MAX_LENGTH, MAX_TERMS, Filter, Query, Term, as_typed, parse
 from app.search.sqlite import KEY_SEPARATORS, _compile, _fts_string, _is_single_token, title_key
 from tests import pg
 from tests.pg import pg_schema  # noqa: F401 - a fixture pg_search uses
@@ -367,3 +367,23 @@ def test_any_input_gives_a_valid_postgres_query(pg_search, _db, text, signed_in)
             )
     finally:
         db.session.rollback()
+
+
+@pytest.mark.parametrize(
+    ("typed", "searched"),
+    [
+        ("kube", "kube*"),
+        ("running kube", "running kube*"),
+        ("-djan", "-djan*"),
+        ("kube ", "kube "),
+        ("k", "k"),
+        ('"event lo', '"event lo'),
+        ('"event loop"', '"event loop"'),
+        ("topic:pyth", "topic:pyth"),
+        ("flask OR", "flask OR"),
+        ("asyn*", "asyn*"),
+        ("", ""),
+    ],
+)
+def test_as_typed_makes_only_the_unfinished_last_word_a_prefix(typed, searched):
+    assert as_typed(typed) == searched

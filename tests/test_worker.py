@@ -5,7 +5,6 @@ leaves a job that the next worker finishes exactly once, and `dogear serve` (wha
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -46,10 +45,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def instance(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[object, dict[str, str]]]:
+def instance(tmp_path: Path, database: dict[str, str]) -> Iterator[tuple[object, dict[str, str]]]:
     """An app and the environment that points a process at the same instance."""
-    shutil.copy(migrated_db, tmp_path / "test.db")
     settings = {
+        **database,
         "FETCH_ALLOW_PRIVATE": ["127.0.0.1/32"],
         "FETCH_LEASE_SECONDS": 2,
         "FETCH_TIMEOUT": 30,
@@ -58,7 +57,7 @@ def instance(tmp_path: Path, migrated_db: Path) -> Iterator[tuple[object, dict[s
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
     env.update(
         DOGEAR_INSTANCE_PATH=str(tmp_path),
-        DOGEAR_DATABASE_URL=f"sqlite:///{tmp_path / 'test.db'}",
+        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
         DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
         DOGEAR_DEMO="0",
         DOGEAR_FETCH_ALLOW_PRIVATE='["127.0.0.1/32"]',

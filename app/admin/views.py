@@ -30,7 +30,9 @@ from app import access
 from app.admin import queries, services
 from app.admin.forms import CreateUserForm, DeleteUserForm, InviteForm, RegistrationForm
 from app.auth import services as auth_services
+from app.auth import twofactor
 from app.auth.services import AccountError, registration_mode
+from app.auth.twofactor_forms import AdminTwoFactorForm
 from app.models import User
 from app.pagination import Page, paginate
 from app.templating import hx_redirect, redirect_back, render, render_fragment, wants_fragment
@@ -143,6 +145,9 @@ def _users_page(
         context |= {
             "form": form or CreateUserForm(formdata=None),
             "registration": RegistrationForm(mode=registration_mode()),
+            "two_factor_policy": AdminTwoFactorForm(
+                required=twofactor.admin_two_factor_required()
+            ),
         }
     response = render("admin/users.html", "admin/partials/user_rows.html", status, **context)
     if wants_fragment() and request.method == "GET":
@@ -414,6 +419,22 @@ def registration() -> ResponseReturnValue:
     else:
         flash("Choose who can create an account.", "error")
     return redirect(url_for("admin.users", _anchor="registration"), code=303)
+
+
+@bp.post("/settings/two-factor")
+def two_factor_policy() -> ResponseReturnValue:
+    """Require two-factor sign-in for admin accounts, or leave it to each admin."""
+    form = AdminTwoFactorForm()
+    if form.validate_on_submit():
+        required = bool(form.required.data)
+        twofactor.set_admin_two_factor(_actor(), required)
+        if required:
+            flash("Admins now need two-factor sign-in.", "success")
+        else:
+            flash("Two-factor sign-in is optional for admins.", "success")
+    else:
+        flash("That setting could not be saved; reload the page and try again.", "error")
+    return redirect(url_for("admin.users", _anchor="two-factor-policy"), code=303)
 
 
 # --- the audit log -------------------------------------------------------------------

@@ -32,17 +32,35 @@ def _new_password(label: str = "Password") -> PasswordField:
     )
 
 
+MAX_EMAIL = 254
+_EMAIL_MESSAGE = "Enter an email address like name@example.com."
+
+
+def _email_validators() -> list[Callable[[Form, Field], None]]:
+    """What every form (and `dogear users create`) asks of an address."""
+    return [
+        DataRequired(),
+        Length(max=MAX_EMAIL),
+        Email(message=_EMAIL_MESSAGE, check_deliverability=False),
+    ]
+
+
+def email_problem(email: str) -> str | None:
+    """Why `email` isn't an address the sign-up forms would take, or None."""
+    form = _AddressForm(data={"email": email.strip()})
+    if form.validate():
+        return None
+    return " ".join(form.email.errors)
+
+
 def _email() -> EmailField:
-    return EmailField(
-        "Email",
-        validators=[
-            DataRequired(),
-            Length(max=254),
-            Email(
-                message="Enter an email address like name@example.com.", check_deliverability=False
-            ),
-        ],
-    )
+    return EmailField("Email", validators=_email_validators())
+
+
+class _AddressForm(Form):
+    """Just the address, checked outside a request (the command line)."""
+
+    email = EmailField("Email", validators=_email_validators())
 
 
 class LoginForm(FlaskForm):
@@ -84,13 +102,7 @@ class ForgotForm(FlaskForm):
     email = EmailField(
         "Email",
         filters=[_strip],
-        validators=[
-            DataRequired(),
-            Length(max=254),
-            Email(
-                message="Enter an email address like name@example.com.", check_deliverability=False
-            ),
-        ],
+        validators=_email_validators(),
     )
 
 

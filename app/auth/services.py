@@ -1,13 +1,15 @@
 """Accounts: creating users, checking passwords, login sessions, first-run set-up, and
 the one-time links (invites, password resets).
 
-Every token Dogear hands out (login sessions, set-up, invite and reset links) is stored
-only as its SHA-256: a copy of the database lets nobody sign in or use a link. Every
-change is written to the audit log in the same transaction as the change itself.
+Every token Dogear hands out (login sessions, invite and reset links) is stored only as
+its SHA-256, and the set-up link's is not stored at all (it is an HMAC of a stored
+nonce under SECRET_KEY): a copy of the database lets nobody sign in or use a link.
+Every change is written to the audit log in the same transaction as the change itself.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
 import hmac
@@ -21,12 +23,16 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.audit import record, record_now
-from app.auth import tasks  # declares the mail job, so every process knows it
-from app.db import write_transaction
+from app.auth import (
+    sessions,
+    tasks,  # declares the mail job, so every process knows it
+)
+from app.db import insert_ignoring_conflicts, write_transaction
 from app.extensions import db
 from app.models import Invite, LoginSession, PasswordReset, Setting, User, utcnow
 
-SETUP_TOKEN_KEY = "setup_token_hash"  # noqa: S105 - a settings key, not a secret
+SETUP_NONCE_KEY = "setup_nonce"  # the set-up token is an HMAC of it (issue_setup_token)
+_OLD_SETUP_TOKEN_KEY = "setup_token_hash"  # noqa: S105 - a settings key, not a secret
 REGISTRATION_KEY = "registration"
 # open: anyone registers; invite: admins create accounts or send invite links;
 # closed: no new readers (invite links already sent still work).
@@ -129,18 +135,32 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def start_login_session(user: User, user_agent: str = "") -> str:
+def start_login_session(
+    user: User, user_agent: str = "", *, remember: bool = False, ip: str = ""
+) -> str:
     """Record a new signed-in browser for `user`; returns the token for its cookies.
+    It lasts as long as `sessions.lifetime(remember)` allows.
 
     The new `last_login_at` also retires every reset link made for the account
     before it (see `reset_problem`): a reader who remembered the password has no use
     for one, and a link that leaked dies with it."""
     token, token_hash = _new_token()
+    now = utcnow()
     with write_transaction():
-        db.session.add(
-            LoginSession(user_id=user.id, token_hash=token_hash, user_agent=user_agent[:300])
+        row = LoginSession(
+            user_id=user.id,
+            token_hash=token_hash,
+            user_agent=user_agent[:300],
+            created_at=now,
+            last_seen_at=now,
+            expires_at=sessions.ends_at(remember, now),
+            remember=remember,
+            ip=ip[:45],
         )
-        db.session.execute(update(User).where(User.id == user.id).values(last_login_at=utcnow()))
+        db.session.add(row)
+        db.session.flush()
+        user.login_session_id = row.id
+        db.session.execute(update(User).where(User.id == user.id).values(last_login_at=now))
         record("auth.sign_in", actor=user, target=user.email, detail=user_agent[:200])
     user.session_token = token
     return token
@@ -152,14 +172,23 @@ def record_failed_sign_in(email: str, reason: str) -> None:
 
 
 def load_user_by_session_token(token: str) -> User | None:
-    """The active user signed in with this token, or None if it was ended or revoked."""
-    user = db.session.scalar(
-        select(User)
-        .join(LoginSession, LoginSession.user_id == User.id)
+    """The active user signed in with this token, or None if it was ended, revoked or
+    has expired (an expired session is deleted: see `sessions.keep_alive`)."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    row = db.session.execute(
+        select(LoginSession, User)
+        .join(User, LoginSession.user_id == User.id)
         .where(LoginSession.token_hash == _hash_token(token), User.is_disabled.is_(False))
-    )
-    if user is not None:
-        user.session_token = token
+    ).first()
+    if row is None:
+        return None
+    login_session, user = row
+    session_id = login_session.id  # keep_alive may commit, which expires the objects
+    if not sessions.keep_alive(login_session, user):
+        return None
+    user.session_token = token
+    user.login_session_id = session_id
     return user
 
 
@@ -224,28 +253,72 @@ def admin_exists() -> bool:
     return bool(db.session.scalar(select(func.count()).select_from(User).where(User.is_admin)))
 
 
-def issue_setup_token() -> str | None:
-    """A fresh one-time set-up token when there is no admin yet (older tokens die)."""
+def issue_setup_token(*, fresh: bool = True) -> str | None:
+    """The one-time set-up token while there is no admin yet, else None.
+
+    The database keeps only a random nonce; the token is an HMAC of it under
+    SECRET_KEY, so every host (same database, same key) derives the same token and
+    prints the same link, and a copy of the database alone opens nothing. `fresh`
+    makes a new nonce (links handed out before die: `dogear setup-link`); without it
+    the current one is used, made by whichever host asks first (gunicorn's start).
+    """
     if admin_exists():
         return None
-    token = secrets.token_urlsafe(24)
-    set_setting(SETUP_TOKEN_KEY, _hash_token(token))
-    return token
+    nonce = secrets.token_urlsafe(24)
+    with write_transaction():
+        db.session.execute(
+            insert_ignoring_conflicts(
+                Setting.__table__, {"key": SETUP_NONCE_KEY, "value": nonce}, "key"
+            )
+        )
+        if fresh:
+            db.session.execute(
+                update(Setting).where(Setting.key == SETUP_NONCE_KEY).values(value=nonce)
+            )
+        db.session.execute(delete(Setting).where(Setting.key == _OLD_SETUP_TOKEN_KEY))
+        nonce = get_setting(SETUP_NONCE_KEY)
+    return _setup_token(nonce)
+
+
+def _setup_token(nonce: str) -> str:
+    """The set-up token for `nonce`: 32 URL-safe characters."""
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    digest = hmac.new(key, f"dogear-setup:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
+
+
+def _setup_nonce_for(token: str) -> str | None:
+    """The stored nonce when `token` is the set-up token made from it (and no admin
+    exists yet), else None."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    nonce = get_setting(SETUP_NONCE_KEY)
+    if not nonce or not hmac.compare_digest(_setup_token(nonce).encode(), token.encode()):
+        return None
+    return None if admin_exists() else nonce
 
 
 def setup_token_is_valid(token: str) -> bool:
-    stored = get_setting(SETUP_TOKEN_KEY)
-    return bool(stored) and hmac.compare_digest(stored, _hash_token(token)) and not admin_exists()
+    return _setup_nonce_for(token) is not None
 
 
 def complete_setup(token: str, email: str, password: str) -> User:
     """Create the first admin through the set-up link; the link dies with it."""
     password_hash = generate_password_hash(password)
-    with write_transaction():  # check and use the token under one write lock
-        if not setup_token_is_valid(token):
-            raise AccountError("This set-up link has expired or was already used.")
+    gone = AccountError("This set-up link has expired or was already used.")
+    with write_transaction():  # check and use the token in one transaction
+        nonce = _setup_nonce_for(token)
+        if nonce is None:
+            raise gone
+        # Use the nonce up before anything else: of two requests (on two hosts, say)
+        # that got this far with it, only the one whose DELETE took the row goes on.
+        # PostgreSQL has no database-wide write lock to order them otherwise.
+        used = db.session.execute(
+            delete(Setting).where(Setting.key == SETUP_NONCE_KEY, Setting.value == nonce)
+        )
+        if used.rowcount != 1:
+            raise gone
         user = add_user(email, password_hash, is_admin=True)
-        db.session.execute(delete(Setting).where(Setting.key == SETUP_TOKEN_KEY))
         record("user.create", actor=user, target=user.email, detail="first admin, set-up link")
     return user
 

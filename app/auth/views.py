@@ -15,11 +15,11 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 
 from app import mail
 from app.admin.services import delete_own_account
-from app.auth import services
+from app.auth import services, session_views, sessions, signin, throttle, twofactor_views
 from app.auth.forms import (
     AccountForm,
     DeleteAccountForm,
@@ -29,26 +29,24 @@ from app.auth.forms import (
     ResetPasswordForm,
 )
 from app.auth.services import LinkProblem
+from app.errors import resends_expired_form
 from app.extensions import limiter
 from app.models import User
 from app.security import safe_next_url
 
 bp = Blueprint("auth", __name__)
+session_views.register(bp)  # the Account page's sessions; expired sessions end here
+twofactor_views.register(bp)  # the sign-in's code step, two-factor set-up
 
 
 def _sign_in(user: User, remember: bool = False) -> None:
     """Start a fresh session (no pre-login state carries over) for `user`."""
-    _leave_current_session()
-    services.start_login_session(user, request.headers.get("User-Agent", ""))
-    login_user(user, remember=remember)
+    signin.sign_in(user, remember=remember)
 
 
 def _leave_current_session() -> None:
     """Whoever was signed in on this browser is signed out (their session row ends)."""
-    if current_user.is_authenticated:
-        services.end_login_session(current_user.session_token)
-        logout_user()
-    session.clear()
+    signin.leave_current_session()
 
 
 def _login_limit() -> str:
@@ -56,7 +54,8 @@ def _login_limit() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
+@resends_expired_form
+@throttle.sign_in_limits
 def login() -> ResponseReturnValue:
     """The sign-in form."""
     if current_user.is_authenticated:
@@ -72,8 +71,12 @@ def login() -> ResponseReturnValue:
             form.email.errors.append(str(error))
         else:
             if user is not None:
-                _sign_in(user, remember=bool(form.remember.data))
+                remember = bool(form.remember.data)
                 target = safe_next_url(form.next.data) or url_for("browse.index")
+                if user.two_factor_enabled:  # not signed in until the code is right
+                    signin.begin_second_step(user, remember=remember, next_url=target)
+                    return redirect(url_for("auth.two_factor_login"), code=303)
+                _sign_in(user, remember=remember)
                 return redirect(target, code=303)
             services.record_failed_sign_in(email, "wrong address or password")
             form.password.errors.append("Email or password is not correct.")
@@ -94,11 +97,13 @@ def logout() -> ResponseReturnValue:
         )
     logout_user()
     session.clear()
+    signin.new_csrf_secret()
     flash("You are signed out.", "success")
     return redirect(url_for("auth.login"), code=303)
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@resends_expired_form
 @limiter.limit(_login_limit, methods=["POST"])
 def register() -> ResponseReturnValue:
     """Create an account, when the admins have opened registration."""
@@ -157,6 +162,7 @@ def _link_gone(kind: str, problem: LinkProblem) -> ResponseReturnValue:
 
 
 @bp.route("/invite/<token>", methods=["GET", "POST"])
+@resends_expired_form
 @limiter.limit(_login_limit, methods=["POST"])
 def invite(token: str) -> ResponseReturnValue:
     """Sign up through an admin's invite link (whatever the registration mode)."""
@@ -186,6 +192,7 @@ def invite(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/reset/<token>", methods=["GET", "POST"])
+@resends_expired_form
 @limiter.limit(_login_limit, methods=["POST"])
 def reset(token: str) -> ResponseReturnValue:
     """Choose a new password through a one-time reset link."""
@@ -216,6 +223,7 @@ def reset(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/forgot", methods=["GET", "POST"])
+@resends_expired_form
 @limiter.limit(_login_limit, methods=["POST"])
 def forgot() -> ResponseReturnValue:
     """'Forgot your password?': mail a reset link when this Dogear can send mail, else
@@ -242,6 +250,7 @@ def forgot() -> ResponseReturnValue:
 
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])
+@resends_expired_form
 def setup(token: str) -> ResponseReturnValue:
     """First run: the one-time link from the server log creates the first admin."""
     if not services.setup_token_is_valid(token):
@@ -263,6 +272,7 @@ def setup(token: str) -> ResponseReturnValue:
 
 
 @bp.route("/account", methods=["GET", "POST"])
+@resends_expired_form
 @login_required
 def account() -> ResponseReturnValue:
     """The reader's account: change password."""
@@ -280,7 +290,11 @@ def account() -> ResponseReturnValue:
             return redirect(url_for("auth.account"), code=303)
     if form.is_submitted():
         status = 422
-    return render_template("auth/account.html", form=form), status
+    return render_template(
+        "auth/account.html",
+        form=form,
+        sessions=sessions.session_rows(current_user._get_current_object()),
+    ), status
 
 
 @bp.post("/account/sign-out-everywhere")
@@ -293,6 +307,7 @@ def sign_out_everywhere() -> ResponseReturnValue:
 
 
 @bp.route("/account/delete", methods=["GET", "POST"])
+@resends_expired_form
 @login_required
 def delete_account() -> ResponseReturnValue:
     """Leave Dogear: the account and everything only it had, after typing the address."""
@@ -305,6 +320,7 @@ def delete_account() -> ResponseReturnValue:
         else:
             logout_user()
             session.clear()
+            signin.new_csrf_secret()
             flash("Your account and your reading list are deleted. Goodbye!", "success")
             return redirect(url_for("browse.index"), code=303)
     status = 422 if form.is_submitted() else 200

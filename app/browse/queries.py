@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, and_, case, func, select
 
 from app.access import catalog_clause
 from app.browse.filters import LENGTHS, BrowseFilters
-from app.db import unindexed
+from app.catalog import version
+from app.db import nulls_smallest, unindexed
 from app.extensions import db
 from app.models import Post, Source, Topic, post_topics
 
@@ -23,51 +26,62 @@ def catalog_posts(filters: BrowseFilters, *, common_topic: bool = False) -> Sele
     walk the sorted index and check each post (EXISTS) so the first page stops after
     a few dozen rows; for a rare topic, fetch its few posts first (IN) and sort them.
     """
-    stmt = select(Post).where(catalog_clause())
+    order = {
+        "newest": (nulls_smallest(Post.published_on, descending=True), Post.id.desc()),
+        "oldest": (nulls_smallest(Post.published_on, descending=False), Post.id.asc()),
+        "shortest": (Post.reading_minutes.asc(), Post.id.asc()),
+        "longest": (Post.reading_minutes.desc(), Post.id.desc()),
+    }[filters.sort]
+    return (
+        select(Post)
+        .where(
+            *_filter_clauses(
+                filters,
+                common_topic=common_topic,
+                walk_by_date=filters.sort in ("newest", "oldest"),
+            )
+        )
+        .order_by(*order)
+    )
+
+
+def _filter_clauses(
+    filters: BrowseFilters, *, common_topic: bool, walk_by_date: bool
+) -> list[Any]:
+    """The WHERE conditions for the catalog narrowed by `filters`."""
+    clauses: list[Any] = [catalog_clause()]
     if filters.topic:
         topic_id = select(Topic.id).where(Topic.slug == filters.topic).scalar_subquery()
         if common_topic:
-            stmt = stmt.where(
+            clauses.append(
                 select(post_topics.c.post_id)
                 .where(post_topics.c.post_id == Post.id, post_topics.c.topic_id == topic_id)
                 .exists()
             )
         else:
-            stmt = stmt.where(
+            clauses.append(
                 Post.id.in_(
                     select(post_topics.c.post_id).where(post_topics.c.topic_id == topic_id)
                 )
             )
     if filters.author:
-        stmt = stmt.where(Post.author == filters.author)
+        clauses.append(Post.author == filters.author)
     if filters.year:
-        stmt = stmt.where(
-            Post.published_on >= date(filters.year, 1, 1),
-            Post.published_on < date(filters.year + 1, 1, 1),
-        )
+        clauses.append(Post.published_on >= date(filters.year, 1, 1))
+        clauses.append(Post.published_on < date(filters.year + 1, 1, 1))
     if filters.source:
-        stmt = stmt.where(Post.source_id == filters.source)
+        clauses.append(Post.source_id == filters.source)
     # A length bucket holds a third of the catalog: when the page is sorted by date,
     # walking the date index and skipping other lengths beats fetching the whole
     # bucket and sorting it; SQLite's planner has to be kept off the minutes index.
-    minutes = (
-        unindexed(Post.reading_minutes)
-        if filters.sort in ("newest", "oldest")
-        else Post.reading_minutes
-    )
+    minutes = unindexed(Post.reading_minutes) if walk_by_date else Post.reading_minutes
     if filters.length == "short":
-        stmt = stmt.where(minutes < 5)
+        clauses.append(minutes < 5)
     elif filters.length == "medium":
-        stmt = stmt.where(minutes.between(5, 10))
+        clauses.append(minutes.between(5, 10))
     elif filters.length == "long":
-        stmt = stmt.where(minutes > 10)
-    order = {
-        "newest": (Post.published_on.desc(), Post.id.desc()),
-        "oldest": (Post.published_on.asc(), Post.id.asc()),
-        "shortest": (Post.reading_minutes.asc(), Post.id.asc()),
-        "longest": (Post.reading_minutes.desc(), Post.id.desc()),
-    }[filters.sort]
-    return stmt.order_by(*order)
+        clauses.append(minutes > 10)
+    return clauses
 
 
 @dataclass(frozen=True)
@@ -96,28 +110,42 @@ class CatalogFacets:
 
 
 TOP_VALUES = 6  # authors and sources listed in the sidebar: the most prolific ones
-_facets_cache: dict[str, tuple[float, CatalogFacets]] = {}
+FACETS_CACHED = 256  # filter combinations whose counts a worker keeps
+_facets_cache: OrderedDict[tuple[Any, ...], tuple[float, CatalogFacets]] = OrderedDict()
 
 
-def catalog_facets(max_age: float) -> CatalogFacets:
-    """Facet values with counts over the shared catalog.
+def catalog_facets(filters: BrowseFilters, max_age: float) -> CatalogFacets:
+    """Facet values with counts over the shared catalog narrowed by `filters` (as in
+    search, the counts are of the posts the reader is looking at).
 
-    Counting groups over the whole catalog costs tens of milliseconds at 100,000
-    posts, so each worker keeps the answer for `max_age` seconds; counts that lag
-    a new import by that long are fine for a sidebar.
+    Counting groups costs tens of milliseconds at 100,000 posts, so each worker keeps
+    the counts per filter combination until the catalog version changes (any write to
+    the catalog, on any host: one primary-key read per request tells), and for at most
+    `max_age` seconds in any case.
     """
-    key = str(db.engine.url)
-    cached = _facets_cache.get(key)
+    counted = BrowseFilters(
+        topic=filters.topic,
+        length=filters.length,
+        author=filters.author,
+        year=filters.year,
+        source=filters.source,
+    )
+    key = (str(db.engine.url), version.current(), counted)
     now = time.monotonic()
+    cached = _facets_cache.get(key)
     if cached and now - cached[0] < max_age:
+        _facets_cache.move_to_end(key)
         return cached[1]
-    facets = _count_facets()
+    facets = _count_facets(counted)
     _facets_cache[key] = (now, facets)
+    _facets_cache.move_to_end(key)
+    while len(_facets_cache) > FACETS_CACHED:
+        _facets_cache.popitem(last=False)
     return facets
 
 
-def _count_facets() -> CatalogFacets:
-    shared = Post.owner_id.is_(None)
+def _count_facets(filters: BrowseFilters) -> CatalogFacets:
+    shared = and_(*_filter_clauses(filters, common_topic=False, walk_by_date=False))
     topic_count = func.count(post_topics.c.post_id)
     topics = db.session.execute(
         select(Topic.slug, Topic.name, topic_count)

@@ -28,8 +28,9 @@ READER_KINDS = frozenset({ContentKind.ARTICLE.value, ContentKind.TEXT.value})
 def index() -> ResponseReturnValue:
     """The catalog, newest first, narrowed by facet links and sorted."""
     filters = BrowseFilters.from_args(request.args)
-    facets = queries.catalog_facets(current_app.config["FACETS_MAX_AGE"])
-    posts = queries.catalog_posts(filters, common_topic=facets.is_common_topic(filters.topic))
+    max_age = current_app.config["FACETS_MAX_AGE"]
+    catalog = queries.catalog_facets(BrowseFilters(), max_age)
+    posts = queries.catalog_posts(filters, common_topic=catalog.is_common_topic(filters.topic))
     page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
     fragment = wants_fragment()
     return render(
@@ -38,9 +39,14 @@ def index() -> ResponseReturnValue:
         filters=filters,
         page=page,
         entries=entries_for_posts(current_user, (post.id for post in page.items)),
-        names=queries.facet_labels(facets, filters),
+        names=queries.facet_labels(catalog, filters),
         lengths=LENGTHS,
-        sidebar=None if fragment else _sidebar(facets, filters.with_changes(page=1)),
+        sidebar=None
+        if fragment
+        else _sidebar(
+            catalog if not filters.active else queries.catalog_facets(filters, max_age),
+            filters.with_changes(page=1),
+        ),
     )
 
 

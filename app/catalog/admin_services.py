@@ -5,7 +5,7 @@ change and its record commit together or not at all.
 Only catalog posts are touched (`owner_id IS NULL`); a reader's saved article is a
 LookupError here, a 404 in the views. Search follows every change by itself: the
 full-text index is kept by triggers on posts, post_topics and topics. The browse
-sidebar's counts are cached per worker for FACETS_MAX_AGE seconds and catch up then.
+sidebar's counts follow by the catalog version (app/catalog/version.py).
 """
 
 from __future__ import annotations

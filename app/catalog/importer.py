@@ -1,38 +1,70 @@
-"""Import listing files into the shared catalog: all of an import lands, or none of it."""
+"""Import listing files into the shared catalog, a few hundred posts per transaction.
+
+What is all-or-nothing and what is not:
+
+- A file that can't be read at all (missing, not UTF-8) stops the import before
+  anything is written: `import_files` reads every file through once first.
+- Entries that can't be read are reported (file, line, why) and skipped.
+- The posts are written LISTING_IMPORT_CHUNK (default 250) per short write
+  transaction, so the write lock is never held for long: readers' writes and other
+  imports wait milliseconds, well inside SQLite's busy timeout. If an import stops
+  part-way (a crash, a full disk), the chunks written stay; running it again adds the
+  rest, because a post whose dedupe key the catalog has counts as a duplicate (the
+  key is unique in the database and the insert skips conflicts, so two imports at
+  once never write the same post twice either).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
-from app.catalog.listing import ListingEntry, ListingError, parse_listing
-from app.catalog.topics import assign_topics, load_vocabulary, seed_vocabulary
+from app.catalog.listing import (
+    ListingEntry,
+    ListingError,
+    check_encoding,
+    iter_listing,
+    read_listing,
+    split_lines,
+)
+from app.catalog.topics import Vocabulary, assign_topics, load_vocabulary, seed_vocabulary
 from app.db import write_transaction
 from app.extensions import db
-from app.models import Post, Setting, Source, SourceKind, Topic, utcnow
+from app.models import Post, Setting, Source, SourceKind, Topic, post_topics, utcnow
+
+log = logging.getLogger(__name__)
 
 WORDS_PER_MINUTE = 230
 DEMO_SOURCE_NAME = "Dogear demo catalog"
 DEMO_REMOVED_KEY = "catalog.demo_removed"  # a Setting: an admin removed it, don't reload it
-_KEYS_PER_QUERY = 500  # keeps `IN (...)` well under every database's parameter limit
+CHUNK_SIZE = 250  # posts per write transaction (the LISTING_IMPORT_CHUNK setting)
+ERRORS_KEPT = 1_000  # errors a report lists; the rest are only counted
+
+T = TypeVar("T")
+Keyed = tuple[str, ListingEntry, list[str]]  # (dedupe key, entry, topic slugs)
 
 
 @dataclass
 class ImportReport:
-    created: int
-    duplicates: int
-    errors: list[ListingError]
+    created: int = 0
+    duplicates: int = 0
+    errors: list[ListingError] = field(default_factory=list)  # the first ERRORS_KEPT
+    error_count: int = 0  # all of them
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        report: dict[str, Any] = {
             "created": self.created,
             "duplicates": self.duplicates,
             "errors": [
@@ -40,6 +72,14 @@ class ImportReport:
                 for error in self.errors
             ],
         }
+        if self.error_count > len(self.errors):
+            report["errors_not_listed"] = self.error_count - len(self.errors)
+        return report
+
+    def add_error(self, error: ListingError) -> None:
+        self.error_count += 1
+        if len(self.errors) < ERRORS_KEPT:
+            self.errors.append(error)
 
 
 def dedupe_key(title: str, published_on: date | None) -> str:
@@ -75,58 +115,151 @@ def import_listings(
     """Parse `(filename, text)` files and add their new posts to the catalog.
 
     Unreadable entries are reported and skipped; posts already in the catalog (or earlier
-    in this import) count as duplicates. The writes happen in one transaction, so a
-    database failure leaves the catalog as it was.
+    in this import) count as duplicates. Written in chunks (see the module docstring).
     """
-    entries: list[ListingEntry] = []
-    errors: list[ListingError] = []
-    for filename, text in files:
-        parsed = parse_listing(text, filename=filename)
-        entries.extend(parsed.entries)
-        errors.extend(parsed.errors)
-    # Everything that needs no write happens before the write lock is taken.
+    items = (
+        item
+        for filename, text in files
+        for item in iter_listing(split_lines([text]), filename=filename)
+    )
+    return import_entries(items, source_name=source_name)
+
+
+def import_files(
+    files: list[tuple[str, BinaryIO]], *, source_name: str = "Listing import"
+) -> ImportReport:
+    """Import binary listing files (seekable streams), reading them block by block.
+
+    Every file is first read through to check it is UTF-8 (UndecodableListing names
+    the file, line and byte offset, and nothing is written); then each is read again
+    and written in chunks. Time is linear in the files' size; memory is bounded by
+    one chunk of entries and a few capped paragraphs, whatever the size."""
+    for filename, stream in files:
+        check_encoding(stream, filename=filename)
+        stream.seek(0)
+    items = (
+        item for filename, stream in files for item in read_listing(stream, filename=filename)
+    )
+    return import_entries(items, source_name=source_name)
+
+
+def import_entries(
+    items: Iterable[ListingEntry | ListingError], *, source_name: str = "Listing import"
+) -> ImportReport:
+    """Write parsed entries to the catalog in short transactions; errors are reported.
+
+    Dedupe keys and topics are worked out before each chunk's write lock is taken."""
+    size = int(current_app.config.get("LISTING_IMPORT_CHUNK", CHUNK_SIZE))
     vocabulary = load_vocabulary()
-    keyed = [
+    report = ImportReport()
+    for chunk in _chunks(items, size, report):
+        _write_chunk(source_name, _prepare(chunk, vocabulary), report)
+    _retrying(lambda: _finish_source(source_name, report))
+    return report
+
+
+def _chunks(
+    items: Iterable[ListingEntry | ListingError], size: int, report: ImportReport
+) -> Iterator[list[ListingEntry]]:
+    chunk: list[ListingEntry] = []
+    for item in items:
+        if isinstance(item, ListingError):
+            report.add_error(item)
+            continue
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prepare(chunk: list[ListingEntry], vocabulary: Vocabulary) -> list[Keyed]:
+    return [
         (
             dedupe_key(entry.title, entry.published_on),
             entry,
             assign_topics(entry.title, entry.summary, vocabulary=vocabulary),
         )
-        for entry in entries
+        for entry in chunk
     ]
 
-    duplicates = 0
-    posts: list[Post] = []
+
+def _write_chunk(source_name: str, keyed: list[Keyed], report: ImportReport) -> None:
+    """One write transaction: the chunk's new posts and their topics. A post whose key
+    the catalog has (from an earlier run, or another import right now) is skipped by
+    the database and counted as a duplicate."""
+
+    def write() -> int:
+        with write_transaction():
+            source = _listing_source(source_name)
+            topics = ensure_topics()
+            rows: list[dict[str, Any]] = []
+            slugs_by_key: dict[str, list[str]] = {}
+            for key, entry, slugs in keyed:
+                if key in slugs_by_key:
+                    continue
+                slugs_by_key[key] = slugs
+                rows.append(
+                    {
+                        "title": entry.title,
+                        "summary": entry.summary,
+                        "url": None,
+                        "author": entry.author,
+                        "published_on": entry.published_on,
+                        "reading_minutes": reading_minutes_for(
+                            entry.reading_minutes, entry.word_count
+                        ),
+                        "word_count": entry.word_count,
+                        "dedupe_key": key,
+                        "source_id": source.id,
+                        "owner_id": None,
+                    }
+                )
+            created = db.session.execute(_insert_new_posts(), rows).all() if rows else []
+            links = [
+                {"post_id": post_id, "topic_id": topics[slug].id}
+                for post_id, key in created
+                for slug in slugs_by_key[key]
+                if slug in topics
+            ]
+            if links:
+                db.session.execute(post_topics.insert(), links)
+            return len(created)
+
+    created = _retrying(write)
+    report.created += created
+    report.duplicates += len(keyed) - created
+
+
+def _insert_new_posts() -> Any:
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key."""
+    module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    table = Post.__table__
+    return (
+        module.insert(table)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id, table.c.dedupe_key)
+    )
+
+
+def _finish_source(source_name: str, report: ImportReport) -> None:
     with write_transaction():
         source = _listing_source(source_name)
-        topics = ensure_topics()
-        seen = _existing_keys([key for key, _entry, _slugs in keyed])
-        for key, entry, slugs in keyed:
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            posts.append(
-                Post(
-                    title=entry.title,
-                    summary=entry.summary,
-                    url=None,
-                    author=entry.author,
-                    published_on=entry.published_on,
-                    reading_minutes=reading_minutes_for(entry.reading_minutes, entry.word_count),
-                    word_count=entry.word_count,
-                    content=None,
-                    dedupe_key=key,
-                    source=source,
-                    owner_id=None,
-                    topics=[topics[slug] for slug in slugs if slug in topics],
-                )
-            )
-        db.session.add_all(posts)
         source.last_refreshed_at = utcnow()
         source.status = "ok"
-        source.last_error = _describe_errors(errors)
-    return ImportReport(created=len(posts), duplicates=duplicates, errors=errors)
+        source.last_error = _describe_errors(report)
+
+
+def _retrying(write: Callable[[], T]) -> T:
+    """Run a write once more if it lost a race for a unique row (on PostgreSQL, two
+    imports creating the same source or seeding the topics at once): the second
+    time it finds the other's row."""
+    try:
+        return write()
+    except IntegrityError:
+        log.info("A listing import met a conflicting row; writing again")
+        return write()
 
 
 def load_demo() -> ImportReport | None:
@@ -146,26 +279,17 @@ def _listing_source(name: str) -> Source:
     if source is None:
         source = Source(name=name, kind=SourceKind.LISTING.value)
         db.session.add(source)
+        db.session.flush()
     return source
 
 
-def _existing_keys(keys: list[str]) -> set[str]:
-    """The keys among `keys` that a post already has (one query per 500 keys)."""
-    unique = sorted(set(keys))
-    found: set[str] = set()
-    for start in range(0, len(unique), _KEYS_PER_QUERY):
-        chunk = unique[start : start + _KEYS_PER_QUERY]
-        found.update(db.session.scalars(select(Post.dedupe_key).where(Post.dedupe_key.in_(chunk))))
-    return found
-
-
-def _describe_errors(errors: list[ListingError]) -> str:
+def _describe_errors(report: ImportReport) -> str:
     """What the source remembers of the entries it could not read ("" when none)."""
-    if not errors:
+    if not report.errors:
         return ""
-    first = errors[0]
-    noun = "entry" if len(errors) == 1 else "entries"
+    first = report.errors[0]
+    noun = "entry" if report.error_count == 1 else "entries"
     return (
-        f"{len(errors)} {noun} could not be read; "
+        f"{report.error_count} {noun} could not be read; "
         f"first: {first.file} line {first.line}: {first.reason}"
     )

@@ -13,13 +13,22 @@ easy to recognise: the meta line. Every line whose middle-dot separated fields i
 date, a reading time or a word count is a meta line and closes an entry; the text since
 the previous meta line is that entry's title (its first line) and summary (the rest,
 joined with spaces). Text that never reaches a meta line is reported, not guessed at.
+
+The parser streams: `read_listing` decodes a binary file block by block and keeps at
+most a few paragraphs (each capped) between meta lines, so time grows linearly with
+the file and memory stays bounded whatever the file holds. A line longer than
+MAX_LINE_CHARS, or an entry longer than MAX_ENTRY_CHARS, is an error for its entry.
+Bytes that aren't UTF-8 make the whole file unreadable (`UndecodableListing`).
 """
 
 from __future__ import annotations
 
+import codecs
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import BinaryIO
 
 MAX_TITLE_LENGTH = 500  # Post.title is String(500)
 MAX_AUTHOR_LENGTH = 200  # Post.author is String(200)
@@ -30,6 +39,14 @@ MAX_WORDS = 10_000_000
 # Only used to untangle text between two meta lines when entries lost their meta line:
 # a title is one line, and rarely this long.
 _TITLE_LIKE_LENGTH = 200
+# Sane caps for one line and one entry's text (title + summary): beyond them the
+# entry is reported, and only the start of the text is kept for the message.
+MAX_LINE_CHARS = 100_000
+MAX_ENTRY_CHARS = 200_000
+_BLOCK_BYTES = 1 << 16  # read and decode a file this much at a time
+# Orphan paragraphs are reported once this many wait: a meta line can claim at most
+# the last two, and telling a title from a summary looks two paragraphs ahead.
+_PENDING_KEPT = 4
 
 MONTHS = {
     name: number
@@ -91,6 +108,17 @@ class ListingError:
     reason: str  # a sentence for people, e.g. 'impossible date "February 30, 2026" ...'
 
 
+class UndecodableListing(ValueError):
+    """A file that isn't UTF-8 text: where the first bad byte is, for people."""
+
+    def __init__(self, file: str, line: int, offset: int) -> None:
+        self.file, self.line, self.offset = file, line, offset
+        super().__init__(
+            f"{file}: not UTF-8 text at line {line} (byte offset {offset:,}); "
+            "save it as UTF-8 and try again"
+        )
+
+
 @dataclass
 class ParsedListing:
     entries: list[ListingEntry] = field(default_factory=list)
@@ -110,11 +138,24 @@ class _Meta:
 @dataclass
 class _Paragraph:
     line: int
-    lines: list[str]
+    lines: list[str]  # as many as fit in MAX_ENTRY_CHARS
+    count: int = 0  # lines it has, kept or not
+    chars: int = 0
+    problem: str = ""  # a line or the paragraph is too long: its entry is an error
 
     @property
     def title_like(self) -> bool:
-        return len(self.lines) == 1 and len(self.lines[0]) <= _TITLE_LIKE_LENGTH
+        return self.count == 1 and len(self.lines[0]) <= _TITLE_LIKE_LENGTH
+
+    def add(self, line: str, number: int, overlong: bool) -> None:
+        self.count += 1
+        self.chars += len(line)
+        if overlong and not self.problem:
+            self.problem = f"line {number} is longer than {MAX_LINE_CHARS:,} characters"
+        elif self.chars > MAX_ENTRY_CHARS and not self.problem:
+            self.problem = f"the text is longer than {MAX_ENTRY_CHARS:,} characters"
+        if not self.lines or self.chars <= MAX_ENTRY_CHARS:
+            self.lines.append(line)
 
 
 def clean_text(text: str) -> str:
@@ -125,29 +166,112 @@ def clean_text(text: str) -> str:
 def parse_listing(text: str, *, filename: str = "<stdin>") -> ParsedListing:
     """Read every entry of a listing file; an unreadable entry becomes an error, not a stop."""
     result = ParsedListing()
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    pending: list[_Paragraph] = []  # paragraphs since the last meta line
+    for item in iter_listing(split_lines([text]), filename=filename):
+        if isinstance(item, ListingError):
+            result.errors.append(item)
+        else:
+            result.entries.append(item)
+    result.errors.sort(key=lambda error: error.line)
+    return result
+
+
+def read_listing(stream: BinaryIO, *, filename: str) -> Iterator[ListingEntry | ListingError]:
+    """The entries and errors of a binary listing file, in the order of their lines,
+    read block by block (UndecodableListing when it isn't UTF-8)."""
+    return iter_listing(split_lines(decode_blocks(stream, filename)), filename=filename)
+
+
+def check_encoding(stream: BinaryIO, *, filename: str) -> None:
+    """Read the whole file once: UndecodableListing unless it is UTF-8 throughout."""
+    for _ in decode_blocks(stream, filename):
+        pass
+
+
+def decode_blocks(stream: BinaryIO, filename: str) -> Iterator[str]:
+    """The text of a binary UTF-8 stream (a BOM skipped), a block at a time."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
+    offset = 0  # bytes of the file before `block`
+    breaks = 0  # line breaks in the text decoded so far (CRLF counts once)
+    last_cr = False
+    first = True
+    while True:
+        block = stream.read(_BLOCK_BYTES)
+        final = not block
+        if first and block.startswith(codecs.BOM_UTF8):
+            block, offset = block[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+        first = False
+        held = decoder.getstate()[0]  # the start of a character split across blocks
+        try:
+            text = decoder.decode(block, final)
+        except UnicodeDecodeError as error:
+            valid = (held + block)[: error.start].decode("utf-8")
+            breaks += _count_breaks(valid, last_cr)
+            raise UndecodableListing(
+                filename, breaks + 1, offset - len(held) + error.start
+            ) from None
+        if text:
+            breaks += _count_breaks(text, last_cr)
+            last_cr = text.endswith("\r")
+            yield text
+        if final:
+            return
+        offset += len(block)
+
+
+def _count_breaks(text: str, after_cr: bool) -> int:
+    count = text.count("\n") + text.count("\r") - text.count("\r\n")
+    return count - 1 if after_cr and text.startswith("\n") else count
+
+
+def split_lines(pieces: Iterable[str]) -> Iterator[tuple[str, bool]]:
+    """The lines of text arriving in pieces (CRLF, CR and LF all end a line), each as
+    (line, overlong): an overlong line is cut to MAX_LINE_CHARS, the rest dropped."""
+    partial: list[str] = []
+    size = 0
+    after_cr = False
+    for piece in pieces:
+        if after_cr and piece.startswith("\n"):
+            piece = piece[1:]
+        after_cr = piece.endswith("\r")
+        parts = piece.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        for index, part in enumerate(parts):
+            if size <= MAX_LINE_CHARS:
+                partial.append(part[: MAX_LINE_CHARS + 1 - size])
+            size += len(part)
+            if index < len(parts) - 1:
+                line = "".join(partial)
+                yield (line[:MAX_LINE_CHARS], True) if size > MAX_LINE_CHARS else (line, False)
+                partial, size = [], 0
+    line = "".join(partial)
+    yield (line[:MAX_LINE_CHARS], True) if size > MAX_LINE_CHARS else (line, False)
+
+
+def iter_listing(
+    lines: Iterable[tuple[str, bool]], *, filename: str
+) -> Iterator[ListingEntry | ListingError]:
+    """Entries and errors as the lines arrive, in the order of their lines."""
+    pending: list[_Paragraph] = []  # paragraphs since the last meta line (a few at most)
     current: _Paragraph | None = None
-    for number, raw in enumerate(lines, start=1):
+    for number, (raw, overlong) in enumerate(lines, start=1):
         line = clean_text(raw)
         if not line:
             current = None
             continue
-        meta = _parse_meta(line, number)
+        meta = None if overlong else _parse_meta(line, number)
         if meta is None:
             if current is None:
                 current = _Paragraph(number, [])
                 pending.append(current)
-            current.lines.append(line)
+                if len(pending) > _PENDING_KEPT:
+                    yield from _report_orphans(pending, filename, keep=_PENDING_KEPT - 1)
+            current.add(line, number, overlong)
             continue
         current = None
         orphans, paragraphs = _split_before_meta(pending)
-        _report_orphans(orphans, filename, result)
-        _add_entry(paragraphs, meta, filename, result)
+        yield from _report_orphans(orphans, filename)
+        yield from _add_entry(paragraphs, meta, filename)
         pending = []
-    _report_orphans(pending, filename, result)
-    result.errors.sort(key=lambda error: error.line)
-    return result
+    yield from _report_orphans(pending, filename)
 
 
 def _split_before_meta(
@@ -165,57 +289,60 @@ def _split_before_meta(
     return paragraphs[:-1], paragraphs[-1:]
 
 
-def _report_orphans(paragraphs: list[_Paragraph], filename: str, result: ParsedListing) -> None:
-    """One error per title (+ summary) that no meta line follows."""
-    index = 0
-    while index < len(paragraphs):
-        title = paragraphs[index]
-        index += 1
+def _report_orphans(
+    paragraphs: list[_Paragraph], filename: str, *, keep: int = 0
+) -> Iterator[ListingError]:
+    """One error per title (+ summary) that no meta line follows, taken off the front
+    of `paragraphs` until `keep` are left (those may still belong to an entry)."""
+    while len(paragraphs) > keep:
+        title = paragraphs.pop(0)
         # The next paragraph is this title's summary, unless it is a one-liner followed by
         # a longer paragraph: then it is the next title, with its own summary.
-        rest = paragraphs[index:]
+        rest = paragraphs
         if rest and not (rest[0].title_like and len(rest) > 1 and not rest[1].title_like):
-            index += 1
-        result.errors.append(
-            ListingError(
-                filename,
-                title.line,
-                f"no meta line (date · min · words · author) after {_quote(title.lines[0])}",
-            )
+            paragraphs.pop(0)
+        yield ListingError(
+            filename,
+            title.line,
+            f"no meta line (date · min · words · author) after {_quote(title.lines[0])}",
         )
 
 
 def _add_entry(
-    paragraphs: list[_Paragraph], meta: _Meta, filename: str, result: ParsedListing
-) -> None:
+    paragraphs: list[_Paragraph], meta: _Meta, filename: str
+) -> Iterator[ListingEntry | ListingError]:
     if not paragraphs:
-        result.errors.append(ListingError(filename, meta.line, "no title before the meta line"))
+        yield ListingError(filename, meta.line, "no title before the meta line")
         return
     first = paragraphs[0]
     title = first.lines[0]
     if len(title) > MAX_TITLE_LENGTH:
-        result.errors.append(
-            ListingError(
-                filename,
-                first.line,
-                f"the title is {len(title)} characters long, more than {MAX_TITLE_LENGTH}",
-            )
+        yield ListingError(
+            filename,
+            first.line,
+            f"the title is {len(title)} characters long, more than {MAX_TITLE_LENGTH}",
         )
+        return
+    for paragraph in paragraphs:
+        if paragraph.problem:
+            yield ListingError(filename, first.line, f"{paragraph.problem} in this entry")
+            return
+    if sum(p.chars for p in paragraphs) > MAX_ENTRY_CHARS:
+        reason = f"the entry's text is longer than {MAX_ENTRY_CHARS:,} characters"
+        yield ListingError(filename, first.line, reason)
         return
     if meta.problem:
-        result.errors.append(ListingError(filename, meta.line, meta.problem))
+        yield ListingError(filename, meta.line, meta.problem)
         return
     summary_lines = first.lines[1:] + [line for p in paragraphs[1:] for line in p.lines]
-    result.entries.append(
-        ListingEntry(
-            title=title,
-            summary=" ".join(summary_lines),
-            published_on=meta.published_on,
-            reading_minutes=meta.minutes,
-            word_count=meta.words,
-            author=", ".join(meta.authors)[:MAX_AUTHOR_LENGTH].strip(),
-            line=first.line,
-        )
+    yield ListingEntry(
+        title=title,
+        summary=" ".join(summary_lines),
+        published_on=meta.published_on,
+        reading_minutes=meta.minutes,
+        word_count=meta.words,
+        author=", ".join(meta.authors)[:MAX_AUTHOR_LENGTH].strip(),
+        line=first.line,
     )
 
 

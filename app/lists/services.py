@@ -59,9 +59,9 @@ def _insert_entry(user: User, post_id: int, *, first: bool, title: str = "") -> 
             },
             "user_id",
             "post_id",
-        )
+        ).returning(Entry.__table__.c.id)
     )
-    return bool(result.rowcount)
+    return result.first() is not None
 
 
 def _entry_of(user: User, post_id: int) -> Entry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs
 
-from flask import Blueprint, current_app, flash, jsonify, redirect, request, url_for
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
@@ -26,6 +26,14 @@ from app.templating import (
 )
 
 bp = Blueprint("lists", __name__, url_prefix="/list")
+
+
+@bp.after_request
+def _vary_on_htmx(response: Response) -> Response:
+    """Every answer here depends on HX-Request (a fragment or a page, `HX-Redirect` or
+    a redirect): say so on all of them, redirects included, so no cache mixes them."""
+    response.vary.add("HX-Request")
+    return response
 
 
 def _state_arg() -> str:

@@ -206,6 +206,24 @@ def _read_quoted(text: str, i: int) -> tuple[str, int]:
     return text[i + 1 : end], end + 1
 
 
+_LAST_WORD = re.compile(r"(?:^|\s)-?(\w+)$")
+
+
+def as_typed(text: str) -> str:
+    """The query with its last word, still being typed, made a prefix (`kube` →
+    `kube*`), for search as you type. Left alone: a query ending in a space, a quote,
+    a `*`, a field (`topic:pyth`), an operator or a word shorter than MIN_PREFIX."""
+    if text.count('"') % 2:
+        return text
+    match = _LAST_WORD.search(text)
+    if not match:
+        return text
+    word = match.group(1)
+    if len(word) < MIN_PREFIX or word in ("OR", "NOT", "AND"):
+        return text
+    return text + "*"
+
+
 def parse(text: str | None) -> Query:
     """Parse the search box. Never raises; see the module docstring for the syntax."""
     notes: list[str] = []

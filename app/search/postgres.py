@@ -21,6 +21,9 @@ How the parsed query is answered:
 - Relevance: an exact title (one lookup in the `dogear_title_key` index) first, then
   ts_rank_cd over the POOL most recently added matches, ties newest first, like the
   SQLite engine.
+- Statements: one walk down the primary key finds the newest COUNT_CAP + 1 matches
+  (their number is the count, the first POOL of them the pool); one more ranks the
+  pool and counts its facets, reading each of its rows once.
 - Snippets: ts_headline over the summary with private-use markers, then escaped and
   marked by `_marked()`. `<` is swapped for another private-use character first, so
   the parser never takes part of the summary for an HTML tag and drops it.
@@ -303,15 +306,18 @@ def _state_conditions(q: Query, params: dict[str, Any]) -> list[str]:
     return conditions
 
 
-# Facet counts over a set of post ids: (field, value, label, count).
+# Facet counts over a set of post ids: (field, value, label, count). `{ranking}` is ""
+# or RANKING_SQL, which adds a row with the ids in relevance order, so that ranking the
+# pool and counting its facets read its rows once.
 FACETS_SQL = """
 WITH pool AS MATERIALIZED (
     SELECT p.id, p.author, CAST(extract(year FROM p.published_on) AS integer) AS year,
            CASE WHEN p.reading_minutes < 5 THEN 'short'
-                WHEN p.reading_minutes <= 10 THEN 'medium' ELSE 'long' END AS length
+                WHEN p.reading_minutes <= 10 THEN 'medium' ELSE 'long' END AS length,
+           p.published_on, {score} AS score
     FROM posts AS p WHERE p.id = ANY(:ids)
 )
-(SELECT 'author', author, author, count(*) AS n FROM pool WHERE author <> ''
+{ranking}(SELECT 'author', author, author, count(*) AS n FROM pool WHERE author <> ''
  GROUP BY author ORDER BY n DESC, author LIMIT :authors)
 UNION ALL (SELECT 'year', CAST(year AS text), '', count(*) AS n FROM pool
  WHERE year IS NOT NULL GROUP BY year ORDER BY n DESC, year DESC LIMIT :years)
@@ -320,6 +326,12 @@ UNION ALL (SELECT 'topic', t.slug, t.name, count(*) AS n FROM pool
  JOIN post_topics AS pt ON pt.post_id = pool.id JOIN topics AS t ON t.id = pt.topic_id
  GROUP BY t.id ORDER BY n DESC, t.slug LIMIT :topics)
 """
+# The pool's ids in relevance order, as one text value: exact titles first, then the
+# score, then the most recently published.
+RANKING_SQL = """(SELECT 'rank', string_agg(CAST(id AS text), ' '
+    ORDER BY id = ANY(:exact) DESC, score DESC, published_on DESC NULLS LAST, id DESC), '', 0
+ FROM pool)
+UNION ALL """
 
 
 class PostgresSearch:
@@ -336,31 +348,29 @@ class PostgresSearch:
         sql = _compile(plan)
         where = sql.where
         cap = engine.COUNT_CAP
-        # Counting stops at the cap. In id order, so that when many posts match the
-        # planner walks the primary key and stops there, rather than reading the
-        # table until it has counted enough.
-        total = self._scalar(
-            f"SELECT count(*) FROM (SELECT 1 FROM posts AS p WHERE {where}"
-            " ORDER BY p.id DESC LIMIT :cap) AS m",
-            sql.params | {"cap": cap + 1},
-        )
-        more = total > cap
-        total = min(total, cap)
+        # The newest matches, one past the cap, in one walk: how many there are is
+        # the count (it stops at the cap), and when words matched, the first POOL of
+        # them are the pool that relevance ranks and the facets count (the newest
+        # added, as SQLite's index gives them). In id order, so that when many posts
+        # match the planner walks the primary key and stops there, rather than
+        # reading the table until it has found enough.
+        found, newest = self._rows(
+            "SELECT count(*), (array_agg(m.id ORDER BY m.id DESC))[1:CAST(:pool AS integer)]"
+            f" FROM (SELECT p.id FROM posts AS p WHERE {where} ORDER BY p.id DESC LIMIT :cap)"
+            " AS m",
+            sql.params | {"cap": cap + 1, "pool": engine.POOL},
+        )[0]
+        more = found > cap
+        total = min(found, cap)
+        pool_ids = list(newest or [])
+        sample = len(pool_ids) if total > len(pool_ids) else None
         exact: set[int] = set()
         ranked_pool = None
         if plan.has_text and sort == "relevance":
-            # The pool: the newest POOL matches, ranked by exact title, score, then
-            # the most recently published.
+            # The pool in relevance order (RANKING_SQL), and its facets.
             exact = self._exact_title_ids(plan, sql)
             pool = engine.POOL
-            rank = RANK.format(q=f"to_tsquery('{CONFIG}', :ranked)")
-            pool_ids = self._ids(
-                f"SELECT m.id FROM (SELECT p.id, p.published_on, {rank} AS score"
-                f" FROM posts AS p WHERE {where} ORDER BY p.id DESC LIMIT :pool) AS m"
-                " ORDER BY m.id = ANY(:exact) DESC, m.score DESC,"
-                " m.published_on DESC NULLS LAST, m.id DESC",
-                sql.params | {"pool": pool, "exact": sorted(exact)},
-            )
+            pool_ids, facets = self._pool(plan.query, pool_ids, sample, sql=sql, exact=exact)
             ranked_ids = sorted(exact - set(pool_ids), reverse=True) + pool_ids
             last_page = max(1, -(-len(ranked_ids) // per_page))
             page = min(page, last_page)
@@ -378,16 +388,13 @@ class PostgresSearch:
                 sql.params | {"limit": per_page + 1, "offset": (page - 1) * per_page},
             )
             page_ids, has_next = ids[:per_page], len(ids) > per_page
-            # Facets count POOL of the matches: the newest added ones when words
-            # matched (as SQLite's index gives them), else the first in this order.
-            pool_order = "p.id DESC" if sql.words else order_by
-            pool_ids = self._ids(
-                f"SELECT p.id FROM posts AS p WHERE {where} ORDER BY {pool_order} LIMIT :pool",
-                sql.params | {"pool": engine.POOL},
-            )
-        facets = self._facets(
-            plan.query, pool_ids, len(pool_ids) if total > len(pool_ids) else None
-        )
+            if not sql.words:
+                # No words: the facets count the first POOL in this order instead.
+                pool_ids = self._ids(
+                    f"SELECT p.id FROM posts AS p WHERE {where} ORDER BY {order_by} LIMIT :pool",
+                    sql.params | {"pool": engine.POOL},
+                )
+            _, facets = self._pool(plan.query, pool_ids, sample)
         posts = _load_posts(page_ids)
         snippets = self._snippets(sql, [p.id for p in posts])
         hits = [
@@ -421,17 +428,33 @@ class PostgresSearch:
         )
 
     def _snippets(self, sql: _Sql, ids: list[int]) -> dict[int, Markup]:
-        """Summaries with the matched words marked, for the posts on the page."""
+        """Summaries with the matched words marked, for the posts on the page; for a
+        post whose summary didn't match, the article's own text around the match, so
+        a post found by a word of its body shows why."""
         if sql.ranked is None or not ids:
             return {}
         rows = self._rows(
-            f"SELECT p.id, p.summary, ts_headline('{CONFIG}', replace(p.summary, '<', :lt),"
-            f" to_tsquery('{CONFIG}', :ranked), :options) FROM posts AS p WHERE p.id = ANY(:ids)",
-            {"ranked": sql.ranked, "ids": ids, "lt": LESS_THAN, "options": HEADLINE_OPTIONS},
+            "SELECT id, summary, summary_headline,"
+            f" CASE WHEN strpos(summary_headline, :open) = 0 AND content_text IS NOT NULL"
+            f" THEN ts_headline('{CONFIG}', replace(content_text, '<', :lt), q, :options) END"
+            " FROM (SELECT p.id, p.summary, p.content_text, q,"
+            f" ts_headline('{CONFIG}', replace(p.summary, '<', :lt), q, :options)"
+            "   AS summary_headline"
+            f" FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS q"
+            " WHERE p.id = ANY(:ids)) AS page",
+            {
+                "ranked": sql.ranked,
+                "ids": ids,
+                "lt": LESS_THAN,
+                "open": MARK_OPEN,
+                "options": HEADLINE_OPTIONS,
+            },
         )
         snippets = {}
-        for post_id, summary, fragment in rows:
+        for post_id, summary, fragment, body_fragment in rows:
             snippet = _snippet(summary, fragment)
+            if body_fragment and MARK_OPEN in body_fragment:
+                snippet = _marked("…" + body_fragment.replace(LESS_THAN, "<").strip() + "…")
             if snippet is not None:
                 snippets[post_id] = snippet
         return snippets
@@ -482,19 +505,43 @@ class PostgresSearch:
             found += [i for i in more if i not in found]
         return _load_posts(found[:limit])
 
-    def _facets(self, query: Query, ids: list[int], sample: int | None) -> Facets:
-        """Facet counts over the posts with these ids, aggregated in one statement."""
+    def _pool(
+        self,
+        query: Query,
+        ids: list[int],
+        sample: int | None,
+        *,
+        sql: _Sql | None = None,
+        exact: set[int] | frozenset[int] = frozenset(),
+    ) -> tuple[list[int], Facets]:
+        """Facet counts over the posts with these ids, aggregated in one statement.
+        With `sql`, the same statement ranks them for relevance (see RANKING_SQL):
+        the ids come back in that order, else as given."""
         counter = FacetCounter(query)
-        if ids:
-            rows = self._rows(
-                FACETS_SQL,
-                {"ids": ids, "authors": MAX_AUTHORS, "years": MAX_YEARS, "topics": MAX_TOPICS},
-            )
-            counter.add_counts(
-                (name, int(value), label, n) if name == "year" else (name, value, label, n)
-                for name, value, label, n in rows
-            )
-        return counter.build(sample)
+        params: dict[str, Any] = {
+            "ids": ids,
+            "authors": MAX_AUTHORS,
+            "years": MAX_YEARS,
+            "topics": MAX_TOPICS,
+        }
+        score, ranking = "NULL", ""
+        if sql is not None:
+            ranking = RANKING_SQL
+            params["exact"] = sorted(exact)
+            if sql.ranked is not None:
+                score = RANK.format(q=f"to_tsquery('{CONFIG}', :ranked)")
+                params["ranked"] = sql.ranked
+        rows = self._rows(FACETS_SQL.format(score=score, ranking=ranking), params) if ids else []
+        ordered = ids
+        for name, value, _, _ in rows:
+            if name == "rank":
+                ordered = [int(i) for i in (value or "").split()]
+        counter.add_counts(
+            (name, int(value), label, n) if name == "year" else (name, value, label, n)
+            for name, value, label, n in rows
+            if name != "rank"
+        )
+        return ordered, counter.build(sample)
 
     @staticmethod
     def _rows(sql: str, params: dict[str, Any]) -> list[Any]:
@@ -502,10 +549,6 @@ class PostgresSearch:
 
     def _ids(self, sql: str, params: dict[str, Any]) -> list[int]:
         return [row[0] for row in self._rows(sql, params)]
-
-    def _scalar(self, sql: str, params: dict[str, Any]) -> int:
-        rows = self._rows(sql, params)
-        return int(rows[0][0]) if rows else 0
 
 
 def _snippet(summary: str, fragment: str | None) -> Markup | None:

@@ -10,12 +10,13 @@ from app.lists.queries import entries_for_posts
 from app.pagination import page_number
 from app.search import engine
 from app.search.facets import FacetValue
-from app.search.parser import MAX_LENGTH, Filter, Query, parse
+from app.search.parser import MAX_LENGTH, Filter, Query, as_typed, parse
 from app.templating import render
 
 bp = Blueprint("search", __name__)
 
 MAX_PAGE_ARG = 10_000
+TYPING_TRIGGER = "search-q"  # the id of the search box, sent by htmx as HX-Trigger
 
 
 @bp.get("/search")
@@ -23,7 +24,10 @@ def index() -> ResponseReturnValue:
     """Results for `q`, best match first (or by date or length), with facets to
     narrow them; htmx gets the results region alone, which search-as-you-type swaps."""
     raw = request.args.get("q", "")
-    query = parse(raw)
+    # The search box itself asks while the reader types: the word being typed counts
+    # as a prefix, so results come before it is finished. A submitted query is exact.
+    typing = request.headers.get("HX-Trigger") == TYPING_TRIGGER
+    query = parse(as_typed(raw) if typing else raw)
     q = raw[:MAX_LENGTH]
     sort = request.args.get("sort", "relevance")
     sort = sort if sort in engine.SORTS else "relevance"
@@ -37,7 +41,7 @@ def index() -> ResponseReturnValue:
             per_page=current_app.config["POSTS_PER_PAGE"],
         )
     hits = results.page.items if results else []
-    return render(
+    response = render(
         "search/index.html",
         "search/partials/results.html",
         q=q,
@@ -49,6 +53,8 @@ def index() -> ResponseReturnValue:
         facet_url=lambda value: _facet_url(q, query, sort, value),
         remove_url=lambda f: _search_url(str(query.without_filter(f.field, f.value)), sort),
     )
+    response.vary.add("HX-Trigger")
+    return response
 
 
 def _search_url(q: str, sort: str) -> str:

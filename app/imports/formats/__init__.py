@@ -8,12 +8,14 @@ is a problem for that row, never for the rest.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
+from typing import TextIO
 
 from charset_normalizer import from_bytes
 
@@ -66,6 +68,58 @@ def decode(data: bytes) -> str:
     raise UnreadableFile(
         "The file isn't text in an encoding Dogear recognises; save it as UTF-8 and try again."
     )
+
+
+def decode_stream(data: bytes) -> TextIO:
+    """The text of a file as a stream, decoded as it is read (so the file is never
+    held twice, decoded and not), by the same rules as `decode`: a byte-order mark
+    decides, else UTF-8, else what charset_normalizer recognises. The whole file is
+    checked first, a block at a time; UnreadableFile when no encoding fits."""
+    codec, start = None, 0
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            codec, start = name, len(bom)
+            if not _decodes(data, start, name):
+                raise UnreadableFile(
+                    f"The file starts like {name.upper()} text but isn't valid {name.upper()}."
+                )
+            break
+    if codec is None:
+        if _decodes(data, 0, "utf-8"):
+            codec = "utf-8"
+        else:
+            best = from_bytes(data[:2_000_000]).best()
+            if best is None or not _decodes(data, 0, best.encoding):
+                raise UnreadableFile(
+                    "The file isn't text in an encoding Dogear recognises; "
+                    "save it as UTF-8 and try again."
+                )
+            codec = best.encoding
+    raw = io.BytesIO(data)  # shares the bytes (a memoryview slice would be copied)
+    raw.seek(start)
+    return io.TextIOWrapper(raw, encoding=codec, newline="")
+
+
+def _decodes(data: bytes, start: int, codec: str, block: int = 1 << 16) -> bool:
+    """Whether `data[start:]` is valid `codec`, decoded a block at a time."""
+    try:
+        decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    except LookupError:
+        return False
+    view = memoryview(data)
+    try:
+        for offset in range(start, len(data), block):
+            decoder.decode(view[offset : offset + block])
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def text_pieces(stream: TextIO, size: int = 1 << 16) -> Iterator[str]:
+    """A text stream in pieces (for feeding an HTML parser)."""
+    while piece := stream.read(size):
+        yield piece
 
 
 def plain(value: object, limit: int) -> str:
@@ -168,11 +222,12 @@ def tag_list(names: Iterable[object]) -> list[str]:
     return list(seen)
 
 
-def csv_rows(text: str, where: str = "") -> Iterator[tuple[str, list[str] | None]]:
+def csv_rows(text: str | TextIO, where: str = "") -> Iterator[tuple[str, list[str] | None]]:
     """Each CSV record with where it starts ("line 12"), quoted commas, quotes and line
     breaks inside fields, and CRLF handled by the csv module. A blank line is [], a
-    record the csv module can't read is None."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    record the csv module can't read (or with a field longer than the csv module's
+    limit, 128 KiB) is None. A stream is read as the records are wanted."""
+    reader = csv.reader(io.StringIO(text, newline="") if isinstance(text, str) else text)
     prefix = f"{where} " if where else ""
     start = 1
     while True:
@@ -189,7 +244,7 @@ def csv_rows(text: str, where: str = "") -> Iterator[tuple[str, list[str] | None
 
 
 def records(
-    text: str, where: str = "", *, required: str
+    text: str | TextIO, where: str = "", *, required: str
 ) -> Iterator[tuple[str, dict[str, str] | ImportProblem]]:
     """A CSV file's records as {lower-cased column: value} after its header row, with
     where each starts; unreadable records as problems, blank lines skipped."""

@@ -15,7 +15,7 @@ from app.imports import ImportedEntry, ImportProblem
 from app.imports.formats import (
     TITLE_MAX,
     check_url,
-    decode,
+    decode_stream,
     from_unix,
     note_text,
     plain,
@@ -29,7 +29,7 @@ COLUMNS = {"url", "title", "selection", "folder"}
 
 
 def parse(data: bytes) -> Iterator[ImportedEntry | ImportProblem]:
-    for where, row in records(decode(data), required="url"):
+    for where, row in records(decode_stream(data), required="url"):
         yield row if isinstance(row, ImportProblem) else _entry(where, row)
 
 

@@ -21,12 +21,13 @@ from app.imports import ImportedEntry, ImportProblem
 from app.imports.formats import (
     TITLE_MAX,
     check_url,
-    decode,
+    decode_stream,
     from_unix,
     note_text,
     plain,
     saved_date,
     tag_list,
+    text_pieces,
 )
 from app.urls import InvalidURL
 
@@ -50,7 +51,10 @@ Row = ImportedEntry | ImportProblem
 
 def parse(data: bytes) -> Iterator[Row]:
     parser = _Bookmarks()
-    parser.feed(decode(data))
+    for piece in text_pieces(decode_stream(data)):  # rows leave as they are read
+        parser.feed(piece)
+        yield from parser.rows
+        parser.rows.clear()
     parser.close()
     parser.finish()
     yield from parser.rows

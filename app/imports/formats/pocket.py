@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import TextIO
 
 from app.imports import ImportedEntry, ImportProblem, UnreadableFile
 from app.imports.formats import (
     TITLE_MAX,
     check_url,
-    decode,
+    decode_stream,
     from_unix,
     open_zip,
     plain,
@@ -27,6 +28,7 @@ from app.imports.formats import (
     records,
     saved_date,
     tag_list,
+    text_pieces,
 )
 from app.urls import InvalidURL
 
@@ -47,14 +49,15 @@ def parse_zip(data: bytes) -> Iterator[Row]:
     if not parts:
         raise UnreadableFile("This .zip has no part_000000.csv: it isn't a Pocket export.")
     for name in parts:
-        yield from _parse_csv_text(decode(read_member(archive, name)), name.rsplit("/", 1)[-1])
+        member = decode_stream(read_member(archive, name))
+        yield from _parse_csv_text(member, name.rsplit("/", 1)[-1])
 
 
 def parse_csv(data: bytes) -> Iterator[Row]:
-    yield from _parse_csv_text(decode(data), "")
+    yield from _parse_csv_text(decode_stream(data), "")
 
 
-def _parse_csv_text(text: str, where: str) -> Iterator[Row]:
+def _parse_csv_text(text: TextIO, where: str) -> Iterator[Row]:
     for at, row in records(text, where, required="url"):
         yield row if isinstance(row, ImportProblem) else _entry(at, row)
 
@@ -81,7 +84,10 @@ def _set_status(entry: ImportedEntry, status: str) -> None:
 
 def parse_html(data: bytes) -> Iterator[Row]:
     parser = _PocketHTML()
-    parser.feed(decode(data))
+    for piece in text_pieces(decode_stream(data)):  # rows leave as they are read
+        parser.feed(piece)
+        yield from parser.rows
+        parser.rows.clear()
     parser.close()
     yield from parser.rows
 

@@ -18,7 +18,7 @@ from app.imports.formats import (
     AUTHOR_MAX,
     TITLE_MAX,
     check_url,
-    decode,
+    decode_stream,
     from_iso,
     plain,
     records,
@@ -31,7 +31,7 @@ COLUMNS = {"title", "url", "document tags", "saved date", "reading progress", "l
 
 
 def parse(data: bytes) -> Iterator[ImportedEntry | ImportProblem]:
-    for where, row in records(decode(data), required="url"):
+    for where, row in records(decode_stream(data), required="url"):
         yield row if isinstance(row, ImportProblem) else _entry(where, row)
 
 

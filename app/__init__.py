@@ -54,12 +54,14 @@ def register_extensions(app: Flask) -> None:
     from app import db as database
     from app.catalog import version
     from app.extensions import csrf, db, htmx, limiter, login_manager, migrate
+    from app.security import named_parts_only
 
     db.init_app(app)
     version.watch()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     htmx.init_app(app)
+    app.request_class = named_parts_only(app.request_class)  # after htmx sets its own
     limiter.init_app(app)
     login_manager.init_app(app)
     auth.configure_login(login_manager)
@@ -88,12 +90,13 @@ def register_proxy(app: Flask) -> None:
 
 
 class RowIdConverter(IntegerConverter):
-    """`<int:...>` that only matches ids a database column can hold (1 to 2**63 - 1),
+    """`<int:...>` that only matches ids a database column can hold (1 to 2**31 - 1,
+    PostgreSQL's integer; SQLite's are wider),
     so an absurd id is a 404 rather than an overflow inside the database driver."""
 
     def __init__(self, url_map: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, **kwargs)
 
 

@@ -102,6 +102,13 @@ def nulls_smallest(column: Any, *, descending: bool) -> Any:
     return term.nulls_last() if descending else term.nulls_first()
 
 
+def defers_offset() -> bool:
+    """Whether a deep page should skip its offset by id first (see `paginate`).
+    PostgreSQL reads every skipped row from the table unless the index alone can
+    answer; SQLite walks a covering index either way."""
+    return db.engine.dialect.name == "postgresql"
+
+
 def insert_ignoring_conflicts(table: Any, values: dict[str, Any], *keys: str) -> Insert:
     """`INSERT ... ON CONFLICT (keys) DO NOTHING` for the current dialect.
 

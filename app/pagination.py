@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Select
 
+from app.db import defers_offset
 from app.extensions import db
 
 T = TypeVar("T")
@@ -37,6 +38,18 @@ class Page(Generic[T]):
         return self.number > 1
 
 
-def paginate(stmt: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
-    rows = list(db.session.scalars(stmt.limit(per_page + 1).offset((page - 1) * per_page)))
+def paginate(
+    stmt: Select[tuple[T]], page: int, per_page: int, *, deferred: bool = False
+) -> Page[T]:
+    """Page `page` of `stmt`'s rows. With `deferred`, on a database that needs it
+    (`app.db.defers_offset`), the rows skipped by the offset are found by id alone
+    and only the page's rows are read whole (a "deferred join")."""
+    offset = (page - 1) * per_page
+    if deferred and offset and defers_offset():
+        entity = stmt.column_descriptions[0]["entity"]
+        ids = stmt.with_only_columns(entity.id).limit(per_page + 1).offset(offset)
+        stmt = stmt.where(entity.id.in_(ids)).limit(per_page + 1)
+    else:
+        stmt = stmt.limit(per_page + 1).offset(offset)
+    rows = list(db.session.scalars(stmt))
     return Page(items=rows[:per_page], number=page, has_next=len(rows) > per_page)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import string
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from flask import Request as FlaskRequest
 from flask import Response, current_app, request
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import SecurityError
+from werkzeug.formparser import FormDataParser
 from werkzeug.wrappers import Response as PlainResponse
 from werkzeug.wsgi import get_host
 
@@ -68,6 +71,26 @@ def safe_next_url(target: str | None) -> str | None:
     return target
 
 
+class _NamedPartsParser(FormDataParser):
+    """Drops multipart parts without a name: werkzeug files them under the key None,
+    which Flask-WTF's CSRF check (`key.endswith(...)`) and forms can't read (a 500)."""
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        stream, form, files = super().parse(*args, **kwargs)
+        if None in form:
+            form = form.__class__([(k, v) for k, v in form.items(multi=True) if k is not None])
+        if None in files:
+            files = files.__class__([(k, v) for k, v in files.items(multi=True) if k is not None])
+        return stream, form, files
+
+
+def named_parts_only(request_class: type[FlaskRequest]) -> type[FlaskRequest]:
+    """`request_class`, reading its forms with `_NamedPartsParser`."""
+    return type(
+        request_class.__name__, (request_class,), {"form_data_parser_class": _NamedPartsParser}
+    )
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -95,6 +118,13 @@ def refuse_unstorable_text() -> Response | None:
     """Characters no database column can hold (NUL, lone surrogates) never reach a
     query: removed from query parameters (a filter then falls back as for any bad
     value), and a form that carries them is refused with a 400 that says why."""
+    if not request.query_string.isascii():
+        # Raw bytes a browser would have %-escaped (`GET /?\x80` from a script): escape
+        # them, or werkzeug's `args`, `full_path` and `url` raise UnicodeDecodeError (a 500).
+        request.query_string = _RAW_BYTE.sub(  # type: ignore[misc]
+            lambda byte: b"%%%02X" % byte[0][0], request.query_string
+        )
+        request.__dict__.pop("args", None)
     if any(_unstorable(v) for _, v in request.args.items(multi=True)):
         request.args = ImmutableMultiDict(  # type: ignore[misc]
             [(k, _storable(v)) for k, v in request.args.items(multi=True)]
@@ -112,6 +142,9 @@ def refuse_unstorable_text() -> Response | None:
 
         return render_error(400, "Text with a NUL or other invalid character can't be stored.")
     return None
+
+
+_RAW_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 def _unstorable(value: str) -> bool:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -612,33 +613,46 @@ def build(posts: int, readers: int = 1000, *, force: bool = False, log=print) ->
 
 
 def _insert_rows(conn: sqlite3.Connection, posts: int, readers: int, rng: random.Random) -> None:
+    for table, columns, rows in generate_tables(posts, readers, rng):
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            rows,
+        )
+
+
+Batch = tuple[str, tuple[str, ...], list[tuple]]  # table, its columns, rows
+
+
+def generate_tables(posts: int, readers: int, rng: random.Random) -> Iterator[Batch]:
+    """Every row of the catalog, in batches, parents before children; each database's
+    builder inserts them its own way (SQLite: executemany, PostgreSQL: COPY)."""
     from werkzeug.security import generate_password_hash
 
     now = "2026-11-20 12:00:00.000000"
-    conn.executemany(
-        "INSERT INTO sources (id, name, kind, url, created_at, status, last_error) "
-        "VALUES (?, ?, 'feed', ?, ?, 'ok', '')",
+    yield (
+        "sources",
+        ("id", "name", "kind", "url", "created_at", "status", "last_error"),
         [
-            (i, f"Source {i:02d} Weekly", f"https://source{i}.example/feed.xml", now)
+            (i, f"Source {i:02d} Weekly", "feed", f"https://source{i}.example/feed.xml", now)
+            + ("ok", "")
             for i in range(1, 41)
         ],
     )
-    conn.executemany(
-        "INSERT INTO topics (id, slug, name) VALUES (?, ?, ?)",
+    yield (
+        "topics",
+        ("id", "slug", "name"),
         [(i, slug, name) for i, (slug, name) in enumerate(TOPICS.items(), start=1)],
     )
     topic_ids = {slug: i for i, slug in enumerate(TOPICS, start=1)}
     # One hash for everyone: scrypt per account would take minutes.
     password_hash = generate_password_hash(PASSWORD)
-    users = [(1, READER_EMAIL, password_hash, 0, 0, now)]
+    users = [(1, READER_EMAIL, password_hash, False, False, now)]
     users += [
-        (i, f"reader{i}@bench.example", password_hash, 0, 0, now) for i in range(2, readers + 1)
+        (i, f"reader{i}@bench.example", password_hash, False, False, now)
+        for i in range(2, readers + 1)
     ]
-    conn.executemany(
-        "INSERT INTO users (id, email, password_hash, is_admin, is_disabled, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        users,
-    )
+    yield "users", ("id", "email", "password_hash", "is_admin", "is_disabled", "created_at"), users
+
     post_rows = []
     topic_rows = []
     public_ids = []
@@ -648,9 +662,9 @@ def _insert_rows(conn: sqlite3.Connection, posts: int, readers: int, rng: random
         if row[11] is None:
             public_ids.append(row[0])
         if len(post_rows) >= 10_000:
-            _insert_posts(conn, post_rows, topic_rows)
+            yield from _post_batches(post_rows, topic_rows)
             post_rows, topic_rows = [], []
-    _insert_posts(conn, post_rows, topic_rows)
+    yield from _post_batches(post_rows, topic_rows)
 
     entries = []
     entry_id = itertools.count(1)
@@ -665,27 +679,41 @@ def _insert_rows(conn: sqlite3.Connection, posts: int, readers: int, rng: random
             state, progress = "done", 100
         else:
             state, progress = "archived", rng.choice((0, 30, 100))
-        entries.append((next(entry_id), 1, post_id, state, progress, position, now))
+        entries.append((next(entry_id), 1, post_id, state, progress, position, "", now, now))
     for user_id in range(2, readers + 1):
         for position, post_id in enumerate(
             rng.sample(public_ids, min(rng.randint(0, 30), len(public_ids))), start=1
         ):
-            entries.append((next(entry_id), user_id, post_id, "saved", 0, position, now))
-    conn.executemany(
-        "INSERT INTO entries (id, user_id, post_id, state, progress, position, note, "
-        "added_at, touched_at) VALUES (?, ?, ?, ?, ?, ?, '', ?, ?)",
-        [(*e, e[-1]) for e in entries],
+            entries.append((next(entry_id), user_id, post_id, "saved", 0, position, "", now, now))
+    yield (
+        "entries",
+        ("id", "user_id", "post_id", "state", "progress", "position", "note", "added_at")
+        + ("touched_at",),
+        entries,
     )
 
 
-def _insert_posts(conn, post_rows, topic_rows) -> None:
-    conn.executemany(
-        "INSERT INTO posts (id, title, summary, url, author, published_on, reading_minutes, "
-        "word_count, content, dedupe_key, source_id, owner_id, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        post_rows,
-    )
-    conn.executemany("INSERT INTO post_topics (post_id, topic_id) VALUES (?, ?)", topic_rows)
+POST_COLUMNS = (
+    "id",
+    "title",
+    "summary",
+    "url",
+    "author",
+    "published_on",
+    "reading_minutes",
+    "word_count",
+    "content",
+    "dedupe_key",
+    "source_id",
+    "owner_id",
+    "created_at",
+    "updated_at",
+)
+
+
+def _post_batches(post_rows, topic_rows) -> Iterator[Batch]:
+    yield "posts", POST_COLUMNS, post_rows
+    yield "post_topics", ("post_id", "topic_id"), topic_rows
 
 
 def _describe(conn: sqlite3.Connection, db_path: Path, posts: int, readers: int) -> CatalogInfo:

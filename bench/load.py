@@ -26,6 +26,7 @@ class LoadResult:
     latencies_ms: list[float]
     driver_cpu: float  # CPU seconds the driver processes used per wall second
     statuses: dict[int, int]
+    sent: int = 0  # every request completed, warm-up included
 
     @property
     def rps(self) -> float:
@@ -59,6 +60,7 @@ def _worker(host, port, requests, start_at, warm_until, stop_at, offset, queue) 
     latencies = array("d")
     statuses: dict[int, int] = {}
     errors = 0
+    sent = 0
     n = len(requests)
     i = offset
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -84,6 +86,7 @@ def _worker(host, port, requests, start_at, warm_until, stop_at, offset, queue) 
         except OSError:
             status = 0
         elapsed = (perf() - t0) * 1000.0
+        sent += 1
         if wall < warm_until:
             continue
         statuses[status] = statuses.get(status, 0) + 1
@@ -92,7 +95,7 @@ def _worker(host, port, requests, start_at, warm_until, stop_at, offset, queue) 
         latencies.append(elapsed)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime)
-    queue.put((latencies.tobytes(), errors, statuses, cpu))
+    queue.put((latencies.tobytes(), errors, statuses, cpu, sent))
 
 
 def run(
@@ -122,9 +125,11 @@ def run(
     latencies: list[float] = []
     errors = 0
     cpu = 0.0
+    sent = 0
     statuses: dict[int, int] = {}
     for _ in procs:
-        raw, errs, stats, used = queue.get(timeout=duration + warmup + 60)
+        raw, errs, stats, used, done = queue.get(timeout=duration + warmup + 60)
+        sent += done
         values = array("d")
         values.frombytes(raw)
         latencies.extend(values)
@@ -141,6 +146,7 @@ def run(
         latencies_ms=latencies,
         driver_cpu=cpu / (duration + warmup),
         statuses=statuses,
+        sent=sent,
     )
 
 

@@ -3,13 +3,15 @@
     .venv/bin/python bench/run.py                 # 100,000 posts (the issue's targets)
     .venv/bin/python bench/run.py --quick         # small and short: CI keeps it working
     .venv/bin/python bench/run.py --posts 20000 --duration 3 --concurrency 4
+    .venv/bin/python bench/run.py --database postgresql   # the same, on PostgreSQL
 
 The same gunicorn settings (bench/gunicorn_conf.py: the project's, minus the access
 log) first serve a do-nothing WSGI app, the "limit", then the real app in production
 mode. A separate process pool (bench/load.py) drives each endpoint as a signed-in
 reader and the table shows throughput, latency percentiles, page and fragment sizes,
 each endpoint's share of the limit and the workers' memory. bench/results.json gets
-the same figures.
+the same figures. With `--database postgresql` the catalog is built in PostgreSQL
+(bench/catalog_postgres.py) and gunicorn is pointed at a copy of it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import catalog  # noqa: E402 - bench/ is not a package
+import catalog_postgres  # noqa: E402
 import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +63,7 @@ class Row:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    cpu_ms: float  # server CPU per request: the workers and, on PostgreSQL, its backends
     bytes: int
     fragment_bytes: int | None
     fraction_of_limit: float | None
@@ -184,8 +188,9 @@ def _cookies(head: bytes) -> str:
     return "; ".join(c.decode() for c in found)
 
 
-def measure_limit(args, env) -> tuple[load.LoadResult, float]:
-    """The trivial app's throughput, and the CPU cores its workers used meanwhile."""
+def measure_limit(args, env) -> tuple[load.LoadResult, float, float]:
+    """The trivial app's throughput, the CPU cores its workers used meanwhile and
+    their CPU milliseconds per request."""
     server = Server("trivial:app", env, args.workers, ROOT / "bench")
     try:
         server.wait_ready("/")
@@ -200,8 +205,9 @@ def measure_limit(args, env) -> tuple[load.LoadResult, float]:
             warmup=args.warmup,
             concurrency=args.concurrency,
         )
-        used = (load.cpu_seconds(pids) - before) / (time.perf_counter() - started)
-        return result, used
+        spent = load.cpu_seconds(pids) - before
+        used = spent / (time.perf_counter() - started)
+        return result, used, 1000 * spent / max(result.sent, 1)
     finally:
         server.stop()
 
@@ -216,32 +222,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the catalog")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="where the catalog lives (PostgreSQL: DOGEAR_BENCH_POSTGRES_URL's server)",
+    )
     args = parser.parse_args(argv)
     args.posts = args.posts or (2_000 if args.quick else 100_000)
     args.readers = args.readers or (50 if args.quick else 1_000)
     args.duration = args.duration or (1.0 if args.quick else 6.0)
     args.warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
 
-    info = catalog.build(args.posts, args.readers, force=args.rebuild)
-    db_path = catalog.working_copy(info)
+    if args.database == "postgresql":
+        info = catalog_postgres.build(args.posts, args.readers, force=args.rebuild)
+        database_url = catalog_postgres.working_copy(info)
+    else:
+        info = catalog.build(args.posts, args.readers, force=args.rebuild)
+        database_url = f"sqlite:///{catalog.working_copy(info)}"
     env = dict(os.environ)
     env.update(
         DOGEAR_ENV="production",
         DOGEAR_SECRET_KEY=secrets.token_urlsafe(36),  # 48 characters
         DOGEAR_SESSION_COOKIE_SECURE="false",
         DOGEAR_RATELIMIT_ENABLED="false",
-        DOGEAR_DATABASE_URL=f"sqlite:///{db_path}",
+        DOGEAR_DATABASE_URL=database_url,
         DOGEAR_INSTANCE_PATH=str(catalog.DATA),
         DOGEAR_DEMO="false",
         PYTHONDONTWRITEBYTECODE="1",
     )
     print(
-        f"catalog: {info.posts:,} posts, {info.readers:,} readers; common word "
+        f"catalog: {info.posts:,} posts, {info.readers:,} readers in {args.database};"
+        f" common word "
         f"“{info.common_word}” in {info.common_df:.0%} of posts, rare word "
         f"“{info.rare_word}” in {info.rare_df}; {os.cpu_count()} CPUs; "
         f"{args.workers} workers, {args.concurrency} connections, {args.duration:g} s each"
     )
-    limit, server_cpu = measure_limit(args, env)
+    limit, server_cpu, limit_cpu_ms = measure_limit(args, env)
     print(
         f"limit (trivial WSGI app): {limit.rps:,.0f} req/s, p99 {limit.percentile(99):.2f} ms;"
         f" CPU cores used: workers {server_cpu:.2f}, load driver {limit.driver_cpu:.2f}"
@@ -275,6 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
 
     server = Server("wsgi:app", env, args.workers, ROOT)
+
+    def server_pids() -> set[int]:
+        """The workers, and the database server's processes serving them."""
+        pids = set(server.worker_pids())
+        if args.database == "postgresql":
+            pids.update(catalog_postgres.backend_pids(database_url))
+        return pids
+
     rows: list[Row] = []
     memory = 0.0
     try:
@@ -308,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
                     full_bytes, fragment_bytes = len(part), None
             if status != 200:
                 print(f"warning: {ep.name} answered HTTP {status}")
+            pids = server_pids()
+            before = load.cpu_seconds(list(pids))
             result = load.run(
                 HOST,
                 server.port,
@@ -316,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
                 warmup=args.warmup,
                 concurrency=args.concurrency,
             )
+            # Processes that started meanwhile (a new connection) used nothing before.
+            spent = load.cpu_seconds(list(pids | server_pids())) - before
             rows.append(
                 Row(
                     endpoint=ep.name,
@@ -323,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                     p50_ms=round(result.percentile(50), 2),
                     p95_ms=round(result.percentile(95), 2),
                     p99_ms=round(result.percentile(99), 2),
+                    cpu_ms=round(1000 * spent / max(result.sent, 1), 2),
                     bytes=full_bytes,
                     fragment_bytes=fragment_bytes,
                     fraction_of_limit=round(result.rps / limit.rps, 3) if limit.rps else None,
@@ -336,8 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
 
-    print_table(rows, limit, memory)
-    write_results(rows, limit, memory, info, args)
+    print_table(rows, limit, limit_cpu_ms, memory)
+    write_results(rows, limit, limit_cpu_ms, memory, info, args)
     return 0
 
 
@@ -345,17 +375,20 @@ def _mark(ok: bool) -> str:
     return " " if ok else "✗"
 
 
-def print_table(rows: list[Row], limit: load.LoadResult, memory: float) -> None:
+def print_table(
+    rows: list[Row], limit: load.LoadResult, limit_cpu_ms: float, memory: float
+) -> None:
     header = (
         f"{'endpoint':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>9}"
-        f" {'page B':>9} {'htmx B':>8} {'of limit':>9}"
+        f" {'CPU ms':>7} {'page B':>9} {'htmx B':>8} {'of limit':>9}"
     )
     print()
     print(header)
     print("-" * len(header))
     print(
         f"{'limit (trivial app)':<26} {limit.rps:>8,.0f} {limit.percentile(50):>8.2f}"
-        f" {limit.percentile(95):>8.2f} {limit.percentile(99):>8.2f}  {'':>9} {'':>8} {'1.00':>9}"
+        f" {limit.percentile(95):>8.2f} {limit.percentile(99):>8.2f}  {limit_cpu_ms:>7.2f}"
+        f" {'':>9} {'':>8} {'1.00':>9}"
     )
     for row in rows:
         fraction = row.fraction_of_limit or 0.0
@@ -364,6 +397,7 @@ def print_table(rows: list[Row], limit: load.LoadResult, memory: float) -> None:
         print(
             f"{row.endpoint:<26} {row.rps:>8,.0f} {row.p50_ms:>8.2f} {row.p95_ms:>8.2f}"
             f" {row.p99_ms:>8.2f}{_mark(row.p99_ms < TARGET_P99_MS)}"
+            f" {row.cpu_ms:>7.2f}"
             f" {row.bytes:>8,}{_mark(page_ok)}"
             f" {row.fragment_bytes if row.fragment_bytes is not None else '':>7}"
             f"{_mark(fragment_ok)}"
@@ -375,16 +409,22 @@ def print_table(rows: list[Row], limit: load.LoadResult, memory: float) -> None:
         f" page ≤ {TARGET_PAGE_BYTES // 1024} KB, fragment ≤ a third of that,"
         f" memory < {TARGET_MEMORY_MB:g} MB)"
     )
+    print(
+        "CPU ms = server CPU per request: the gunicorn workers and, on PostgreSQL, the"
+        " database processes serving them (steadier than req/s on a busy machine)"
+    )
 
 
-def write_results(rows, limit, memory, info, args) -> None:
+def write_results(rows, limit, limit_cpu_ms, memory, info, args) -> None:
     data = [
         {
             "endpoint": "limit",
+            "database": args.database,
             "rps": round(limit.rps, 1),
             "p50_ms": round(limit.percentile(50), 2),
             "p95_ms": round(limit.percentile(95), 2),
             "p99_ms": round(limit.percentile(99), 2),
+            "cpu_ms": round(limit_cpu_ms, 2),
             "bytes": 3,
             "fraction_of_limit": 1.0,
             "driver_cpu_cores": round(limit.driver_cpu, 2),
@@ -394,10 +434,12 @@ def write_results(rows, limit, memory, info, args) -> None:
         data.append(
             {
                 "endpoint": row.endpoint,
+                "database": args.database,
                 "rps": row.rps,
                 "p50_ms": row.p50_ms,
                 "p95_ms": row.p95_ms,
                 "p99_ms": row.p99_ms,
+                "cpu_ms": row.cpu_ms,
                 "bytes": row.bytes,
                 "fragment_bytes": row.fragment_bytes,
                 "fraction_of_limit": row.fraction_of_limit,
@@ -406,7 +448,10 @@ def write_results(rows, limit, memory, info, args) -> None:
             }
         )
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)} ({info.posts:,} posts, {args.duration:g} s each)")
+    print(
+        f"wrote {RESULTS.relative_to(ROOT)} ({info.posts:,} posts in {args.database},"
+        f" {args.duration:g} s each)"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def index() -> ResponseReturnValue:
     max_age = current_app.config["FACETS_MAX_AGE"]
     catalog = queries.catalog_facets(BrowseFilters(), max_age)
     posts = queries.catalog_posts(filters, common_topic=catalog.is_common_topic(filters.topic))
-    page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"])
+    page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"], deferred=True)
     fragment = wants_fragment()
     return render(
         "browse/index.html",

@@ -64,13 +64,11 @@ class ListSummary:
 
 
 def list_summary(user: User) -> ListSummary:
+    # The minutes by a lookup per entry, not a join: PostgreSQL's planner would read
+    # every post through an index to join a reader's thousand entries.
+    minutes = select(Post.reading_minutes).where(Post.id == Entry.post_id).scalar_subquery()
     rows = db.session.execute(
-        select(
-            Entry.state,
-            func.count(),
-            func.sum(Post.reading_minutes * (100 - Entry.progress)),
-        )
-        .join(Entry.post)
+        select(Entry.state, func.count(), func.sum(minutes * (100 - Entry.progress)))
         .where(Entry.user_id == user.id)
         .group_by(Entry.state)
     ).all()

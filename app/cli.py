@@ -407,6 +407,7 @@ def export_command(email: str, kind: str) -> None:
 def register(app: Flask) -> None:
     from app.backup import backup_command, restore_command
     from app.dbcopy import copy_database_command
+    from app.search.tasks import search_cli
 
     app.cli.add_command(posts_cli)
     app.cli.add_command(users_cli)
@@ -420,6 +421,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(copy_database_command)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
+    app.cli.add_command(search_cli)
 
 
 if __name__ == "__main__":  # `python -m app.cli`, used by `dogear serve`

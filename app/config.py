@@ -78,6 +78,10 @@ class Defaults:
     IMPORT_MAX_ENTRIES = 100_000
     IMPORT_FETCH_INTERVAL = 2  # seconds between the fetches of an import's new pages
     LISTING_IMPORT_CHUNK = 250  # posts per write transaction of `dogear posts import`
+    # Search (SQLite): words in more posts than this get an impact-ordered list of
+    # their best posts, this long (app/search/impacts.py).
+    SEARCH_IMPACT_MIN_DOCS = 2000
+    SEARCH_IMPACT_DEPTH = 1000
     # Sessions (app/auth/sessions.py): with "Keep me signed in" and without.
     SESSION_IDLE_DAYS = 30  # a remembered session unused this long ends
     SESSION_MAX_DAYS = 365  # a remembered session ends this long after sign-in, however busy

@@ -265,4 +265,5 @@ def _register_tasks() -> None:
     import app.catalog.admin_tasks  # noqa: F401
     import app.catalog.tasks  # noqa: F401
     import app.imports.tasks  # noqa: F401
+    import app.search.tasks  # noqa: F401
     import app.sources.tasks  # noqa: F401

@@ -22,7 +22,7 @@ import sys
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -410,6 +410,7 @@ class CatalogInfo:
     phrase_topic: str
     entry_ids: list[int]
     build_seconds: float
+    more_common_words: list[str] = field(default_factory=list)  # for ranking quality
 
 
 def _migration_module():
@@ -606,10 +607,24 @@ def build(posts: int, readers: int = 1000, *, force: bool = False, log=print) ->
     info = _describe(conn, db_path, posts, readers)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+    _build_search_lists(db_path)
     info.build_seconds = round(time.perf_counter() - started, 1)
     info_path.write_text(json.dumps({**asdict(info), "key": key}))
     log(f"built in {info.build_seconds} s")
     return info
+
+
+def _build_search_lists(db_path: Path) -> None:
+    """The impact-ordered lists of frequent words, as `dogear search rebuild` makes
+    them on a real instance (app/search/impacts.py)."""
+    env = dict(os.environ)
+    env.update(
+        DOGEAR_DATABASE_URL=f"sqlite:///{db_path}",
+        DOGEAR_INSTANCE_PATH=str(DATA),
+        DOGEAR_DEMO="false",
+    )
+    dogear = Path(sys.executable).with_name("dogear")
+    subprocess.run([str(dogear), "search", "rebuild"], env=env, check=True)
 
 
 def _insert_rows(conn: sqlite3.Connection, posts: int, readers: int, rng: random.Random) -> None:
@@ -731,6 +746,15 @@ def _describe(conn: sqlite3.Connection, db_path: Path, posts: int, readers: int)
             common = (word, row[0] / total)
             break
     assert common, "no word in 10-25 % of posts"
+    # Five more in 5-25 %, for the ranking-quality rows: four alone, one pair.
+    more = [
+        word
+        for word in TECH + COMMON
+        if word not in stop and word != common[0]
+        for row in [conn.execute("SELECT doc FROM temp.vocab WHERE term = ?", (word,)).fetchone()]
+        if row and 0.05 * total <= row[0] <= 0.25 * total
+    ]
+    more = list(dict.fromkeys(more))[:5]
     rare = conn.execute(
         "SELECT term, doc FROM temp.vocab WHERE doc BETWEEN 3 AND 8 AND term GLOB '[a-z]*' "
         "AND term NOT GLOB 'dgx*' ORDER BY term LIMIT 1"
@@ -761,6 +785,7 @@ def _describe(conn: sqlite3.Connection, db_path: Path, posts: int, readers: int)
         phrase_topic="python",
         entry_ids=entry_ids,
         build_seconds=0.0,
+        more_common_words=more,
     )
 
 

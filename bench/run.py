@@ -35,15 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import catalog  # noqa: E402 - bench/ is not a package
 import catalog_postgres  # noqa: E402
 import load  # noqa: E402
+import ranking  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 RESULTS = ROOT / "bench" / "results.json"
 
-TARGET_FRACTION = 0.30
-TARGET_P99_MS = 25.0
+# Issue 10's targets.
+TARGET_FRACTION = 0.25  # of the trivial app's throughput, for read endpoints
+TARGET_WRITE_FRACTION = 0.20  # the progress update
+TARGET_P99_MS = 20.0
 TARGET_PAGE_BYTES = 30 * 1024
-TARGET_MEMORY_MB = 100.0
+TARGET_FRAGMENT_BYTES = 12 * 1024
+TARGET_MEMORY_MB = 120.0
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Endpoint:
     fragment: bool = False  # send HX-Request for the measured requests
     bodies: list[str] = field(default_factory=list)  # POST bodies, cycled
     read: bool = True  # read endpoints are held to the throughput target
+    ranked: ranking.RankedQuery | None = None  # a search whose ranking is checked
 
 
 @dataclass
@@ -69,6 +74,20 @@ class Row:
     fraction_of_limit: float | None
     errors: int
     read: bool
+    ranking_overlap: int | None = None  # of the page's 20, how many are the true top 20
+    ranking_possible: int | None = None  # 20, or the number of matches if fewer
+
+
+def search_endpoint(name: str, query: ranking.RankedQuery, **options) -> Endpoint:
+    return Endpoint(name, "/search?" + urlencode({"q": query.q}), ranked=query, **options)
+
+
+def _more_queries(info) -> list[list[str]]:
+    """Five more common-word searches: four words alone, and two together."""
+    words = info.more_common_words
+    if len(words) < 5:
+        return [[word] for word in words]
+    return [[word] for word in words[:4]] + [[info.common_word, words[4]]]
 
 
 def free_port() -> int:
@@ -269,17 +288,21 @@ def main(argv: list[str] | None = None) -> int:
         Endpoint("browse first page", "/"),
         Endpoint("browse page 500", "/?page=500"),
         Endpoint("browse two filters", "/?" + urlencode({"topic": "python", "length": "medium"})),
-        Endpoint("search rare word", "/search?" + urlencode({"q": info.rare_word})),
-        Endpoint("search common word", "/search?" + urlencode({"q": info.common_word})),
-        Endpoint(
+        search_endpoint("search rare word", ranking.RankedQuery(words=[info.rare_word])),
+        search_endpoint("search common word", ranking.RankedQuery(words=[info.common_word])),
+        search_endpoint(
             "search common word, htmx",
-            "/search?" + urlencode({"q": info.common_word}),
+            ranking.RankedQuery(words=[info.common_word]),
             fragment=True,
         ),
-        Endpoint(
+        search_endpoint(
             "search phrase + filter",
-            "/search?" + urlencode({"q": f'"{info.phrase}" topic:{info.phrase_topic}'}),
+            ranking.RankedQuery(phrase=info.phrase, topic=info.phrase_topic),
         ),
+        *[
+            search_endpoint(f"search “{' '.join(words)}”", ranking.RankedQuery(words=words))
+            for words in _more_queries(info)
+        ],
         Endpoint("reader's list", "/list"),
         Endpoint(
             "progress update",
@@ -333,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
                     full_bytes, fragment_bytes = len(part), None
             if status != 200:
                 print(f"warning: {ep.name} answered HTTP {status}")
+            overlap = possible = None
+            if ep.ranked is not None:
+                overlap, possible = ranking_overlap(
+                    args.database, database_url, info, ep.ranked, page
+                )
             pids = server_pids()
             before = load.cpu_seconds(list(pids))
             result = load.run(
@@ -358,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
                     fraction_of_limit=round(result.rps / limit.rps, 3) if limit.rps else None,
                     errors=result.errors,
                     read=ep.read,
+                    ranking_overlap=overlap,
+                    ranking_possible=possible,
                 )
             )
             if result.errors:
@@ -371,6 +401,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def ranking_overlap(database: str, url: str, info, query, page: bytes) -> tuple[int, int]:
+    """Of the page's 20 posts, how many are the true top 20 (bench/ranking.py), and
+    how many could be (fewer when fewer posts match)."""
+    if database == "postgresql":
+        truth = ranking.postgres_truth(url, info.reader_email, query)
+    else:
+        truth = ranking.sqlite_truth(url.removeprefix("sqlite:///"), info.reader_email, query)
+    found = ranking.page_ids(page.decode("utf-8", "replace"))
+    return ranking.overlap(found, truth), ranking.possible(truth)
+
+
 def _mark(ok: bool) -> str:
     return " " if ok else "✗"
 
@@ -380,7 +421,7 @@ def print_table(
 ) -> None:
     header = (
         f"{'endpoint':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>9}"
-        f" {'CPU ms':>7} {'page B':>9} {'htmx B':>8} {'of limit':>9}"
+        f" {'CPU ms':>7} {'page B':>9} {'htmx B':>8} {'of limit':>9} {'top 20':>7}"
     )
     print()
     print(header)
@@ -392,8 +433,13 @@ def print_table(
     )
     for row in rows:
         fraction = row.fraction_of_limit or 0.0
-        page_ok = row.bytes <= TARGET_PAGE_BYTES or not row.read
-        fragment_ok = row.fragment_bytes is None or row.fragment_bytes <= TARGET_PAGE_BYTES / 3
+        page_ok = row.bytes < TARGET_PAGE_BYTES or not row.read
+        fragment_ok = row.fragment_bytes is None or row.fragment_bytes <= TARGET_FRAGMENT_BYTES
+        target = TARGET_FRACTION if row.read else TARGET_WRITE_FRACTION
+        overlap = ""
+        if row.ranking_overlap is not None:
+            overlap = f"{row.ranking_overlap}/{row.ranking_possible}"
+        overlap_ok = row.ranking_overlap == row.ranking_possible
         print(
             f"{row.endpoint:<26} {row.rps:>8,.0f} {row.p50_ms:>8.2f} {row.p95_ms:>8.2f}"
             f" {row.p99_ms:>8.2f}{_mark(row.p99_ms < TARGET_P99_MS)}"
@@ -401,13 +447,16 @@ def print_table(
             f" {row.bytes:>8,}{_mark(page_ok)}"
             f" {row.fragment_bytes if row.fragment_bytes is not None else '':>7}"
             f"{_mark(fragment_ok)}"
-            f" {fraction:>8.1%}{_mark(fraction >= TARGET_FRACTION or not row.read)}"
+            f" {fraction:>8.1%}{_mark(fraction >= target)}"
+            f" {overlap:>6}{_mark(overlap_ok)}"
         )
     print(f"\nworker memory (max RSS): {memory:.1f} MB{_mark(memory < TARGET_MEMORY_MB)}")
     print(
-        f"✗ = misses a target (≥ {TARGET_FRACTION:.0%} of the limit, p99 < {TARGET_P99_MS:g} ms,"
-        f" page ≤ {TARGET_PAGE_BYTES // 1024} KB, fragment ≤ a third of that,"
-        f" memory < {TARGET_MEMORY_MB:g} MB)"
+        f"✗ = misses a target (≥ {TARGET_FRACTION:.0%} of the limit, the progress update"
+        f" ≥ {TARGET_WRITE_FRACTION:.0%}; p99 < {TARGET_P99_MS:g} ms;"
+        f" page < {TARGET_PAGE_BYTES // 1024} KB, fragment ≤ {TARGET_FRAGMENT_BYTES // 1024} KB;"
+        f" memory < {TARGET_MEMORY_MB:g} MB; top 20: the page holds the true top 20,"
+        " or every match when fewer)"
     )
     print(
         "CPU ms = server CPU per request: the gunicorn workers and, on PostgreSQL, the"
@@ -447,6 +496,9 @@ def write_results(rows, limit, limit_cpu_ms, memory, info, args) -> None:
                 "worker_rss_mb": round(memory, 1),
             }
         )
+        if row.ranking_overlap is not None:
+            data[-1]["ranking_overlap"] = row.ranking_overlap
+            data[-1]["ranking_possible"] = row.ranking_possible
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
     print(
         f"wrote {RESULTS.relative_to(ROOT)} ({info.posts:,} posts in {args.database},"

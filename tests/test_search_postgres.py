@@ -32,6 +32,7 @@ from app.extensions import db
 from app.models import Post, Topic
 from app.search import engine
 from app.search.parser import parse
+from app.search.postgres import RANK
 from tests import pg
 from tests.conftest import HTMX, PASSWORD, sign_in
 
@@ -356,9 +357,19 @@ def test_the_post_page_and_its_related_posts_read_posts_through_indexes(
 
 
 def test_results_on_the_generated_catalog(catalog, words):
-    """Counts stop at the cap, relevance ranks the newest POOL, the rare word is found."""
+    """Counts stop at the cap, relevance ranks every match, the rare word is found."""
     common = engine.search(parse(words["common"]), None)
     assert common.more and common.total == engine.COUNT_CAP
-    assert common.ranked_pool == engine.POOL
     assert len(common.page.items) == 20
+    # The first page is the true top 20 of every match (brute force), not of the newest.
+    truth = db.session.scalars(
+        text(
+            "SELECT p.id FROM posts AS p, to_tsquery('dogear', :w) AS q"
+            " WHERE p.search_vector @@ q AND p.owner_id IS NULL"
+            f" ORDER BY {RANK.format(q='q')} DESC, p.published_on DESC NULLS LAST, p.id DESC"
+            " LIMIT 20"
+        ),
+        {"w": words["common"]},
+    ).all()
+    assert [hit.post.id for hit in common.page.items] == truth
     assert engine.search(parse(RARE), None).total == 5

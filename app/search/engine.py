@@ -6,8 +6,8 @@ in use: `app.search.sqlite.SQLiteSearch` (FTS5, migrations 0002 and 0005) or
 the query `parser.parse()` made and answer with the same `SearchResults`, by the same
 rules: every group of words must match, excluded words and filters apply as the parser
 documents, a reader sees the shared catalog plus the private posts they have an entry
-for, an exact title comes first, then relevance over the POOL most recently added
-matches, ties newest first; counts stop at COUNT_CAP.
+for, an exact title comes first, then relevance over every match, ties newest first;
+counts stop at COUNT_CAP, facets count the POOL most recently added matches.
 
 This module holds what the engines share: the result types, the plan (filters
 resolved against the database), highlighting, loading the posts of a page.
@@ -37,7 +37,7 @@ SORTS = {
     "shortest": "Shortest",
     "longest": "Longest",
 }
-POOL = 500  # posts ranked (and counted for facets) per query
+POOL = 500  # matches counted for the facets per query
 COUNT_CAP = 2000  # results counted before saying "2,000+"
 
 # Highlight markers: private-use characters, turned into <mark> after escaping.
@@ -64,7 +64,6 @@ class SearchResults:
     more: bool  # counting stopped at `total`: there are more
     facets: Facets
     notes: tuple[str, ...] = ()
-    ranked_pool: int | None = None  # relevance ranked only the newest N matches
     last_page: int = 1
 
 

@@ -19,11 +19,13 @@ How the parsed query is answered:
   to walk a btree index when there are no words. Nothing needs reindexing when a
   reader saves a private post.
 - Relevance: an exact title (one lookup in the `dogear_title_key` index) first, then
-  ts_rank_cd over the POOL most recently added matches, ties newest first, like the
-  SQLite engine.
+  ts_rank_cd over every match, ties newest first, like the SQLite engine. ts_rank_cd
+  has no corpus statistics, but the score of several words is not the sum of each
+  word's, so SQLite's impact-ordered lists don't carry over: every match is scored.
 - Statements: one walk down the primary key finds the newest COUNT_CAP + 1 matches
-  (their number is the count, the first POOL of them the pool); one more ranks the
-  pool and counts its facets, reading each of its rows once.
+  (their number is the count, the first POOL of them the pool whose facets are
+  counted); when the pool holds every match, one more ranks it and counts its facets,
+  reading each of its rows once; else one ranks every match and one counts facets.
 - Snippets: ts_headline over the summary with private-use markers, then escaped and
   marked by `_marked()`. `<` is swapped for another private-use character first, so
   the parser never takes part of the summary for an HTML tag and drops it.
@@ -365,19 +367,26 @@ class PostgresSearch:
         pool_ids = list(newest or [])
         sample = len(pool_ids) if total > len(pool_ids) else None
         exact: set[int] = set()
-        ranked_pool = None
         if plan.has_text and sort == "relevance":
-            # The pool in relevance order (RANKING_SQL), and its facets.
+            # When the pool holds every match, one statement ranks it and counts its
+            # facets (RANKING_SQL); else every match is scored for the page.
             exact = self._exact_title_ids(plan, sql)
-            pool = engine.POOL
-            pool_ids, facets = self._pool(plan.query, pool_ids, sample, sql=sql, exact=exact)
-            ranked_ids = sorted(exact - set(pool_ids), reverse=True) + pool_ids
-            last_page = max(1, -(-len(ranked_ids) // per_page))
+            last_page = max(1, -(-total // per_page))
             page = min(page, last_page)
             start = (page - 1) * per_page
+            if found > len(pool_ids):
+                _, facets = self._pool(plan.query, pool_ids, sample)
+                top = self._ids(
+                    f"SELECT p.id FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS rq"
+                    f" WHERE {where} ORDER BY {RANK.format(q='rq')} DESC,"
+                    " p.published_on DESC NULLS LAST, p.id DESC LIMIT :limit",
+                    sql.params | {"limit": start + per_page + 1},
+                )
+            else:
+                top, facets = self._pool(plan.query, pool_ids, sample, sql=sql, exact=exact)
+            ranked_ids = sorted(exact, reverse=True) + [i for i in top if i not in exact]
             page_ids = ranked_ids[start : start + per_page]
             has_next = len(ranked_ids) > start + per_page
-            ranked_pool = pool if total > pool else None
         else:
             last_page = max(1, -(-total // per_page))
             page = min(page, last_page)
@@ -409,7 +418,6 @@ class PostgresSearch:
             more=more,
             facets=facets,
             notes=tuple(plan.notes),
-            ranked_pool=ranked_pool,
             last_page=last_page,
         )
 

@@ -5,12 +5,13 @@ How SQLite search stays fast at 100,000 posts (see bench/README.md for the numbe
 - Every filter that can be a token is one: topics, year, length bucket, source and
   "private to reader N" are words in the hidden `meta` column, so the full-text index
   alone decides what matches, who may see it, and how many there are.
-- Relevance is bm25 with column weights, computed for a bounded pool: the POOL most
-  recently added matches (the index walks rowids backwards for free). When a query
-  matches fewer posts than that, the ranking is exact; when it matches thousands, the
-  ranking is of the newest POOL, and the page says so.
+- Relevance is bm25 with column weights over every match. When a query matches up to
+  COUNT_CAP posts, all are scored; when it matches more, the impact-ordered lists of
+  its words (app/search/impacts.py) give candidates and prove that their best are the
+  top; when they can't, every match is scored.
 - An exact title match is one lookup in `post_title_fts` and always comes first.
-- Counts stop at COUNT_CAP ("2,000+ results"). Facets are counted over the pool.
+- Counts stop at COUNT_CAP ("2,000+ results"). Facets are counted over the POOL
+  most recently added matches, and say so when there are more.
 - Date and length sorts join the matches to `posts` when there are few of them, and
   walk the posts index in order, testing membership, when there are many.
 - Date and minute ranges are checked on `posts` rows, after year and length tokens
@@ -37,7 +38,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models import Post, User
 from app.pagination import Page
-from app.search import engine
+from app.search import engine, impacts
 from app.search.engine import (
     MARK_CLOSE,
     MARK_OPEN,
@@ -390,32 +391,20 @@ class SQLiteSearch:
         total = min(total, engine.COUNT_CAP)
         ranked = plan.has_text and sort == "relevance"
         exact: set[int] = set()
-        ranked_pool = None
+        last_page = max(1, -(-total // per_page))
+        page = min(page, last_page)
+        start = (page - 1) * per_page
         if ranked:
-            # The pool: the newest POOL matches, ranked in SQL by exact title, bm25
-            # (lower is better), then the most recently published.
+            # Exact titles first, then the best by bm25 over every match.
             exact = self._exact_title_ids(plan, sql)
-            pool_ids = self._ids(
-                f"SELECT pool.id FROM (SELECT {id_column} AS id, bm25(posts_fts, {WEIGHTS})"
-                f" AS score FROM {source} WHERE {where} ORDER BY {id_column} DESC"
-                " LIMIT :pool) AS pool JOIN posts AS p ON p.id = pool.id"
-                " ORDER BY pool.id IN (SELECT value FROM json_each(:exact)) DESC, pool.score,"
-                " p.published_on DESC, p.id DESC",
-                sql.params | {"pool": engine.POOL, "exact": json.dumps(sorted(exact))},
-            )
-            ranked_ids = sorted(exact - set(pool_ids), reverse=True) + pool_ids
-            last_page = max(1, -(-len(ranked_ids) // per_page))
-            page = min(page, last_page)
-            start = (page - 1) * per_page
+            top = self._top_ids(plan, sql, start + per_page + 1, many=more)
+            ranked_ids = sorted(exact, reverse=True) + [i for i in top if i not in exact]
             page_ids = ranked_ids[start : start + per_page]
             has_next = len(ranked_ids) > start + per_page
-            ranked_pool = engine.POOL if total > engine.POOL else None
         else:
-            last_page = max(1, -(-total // per_page))
-            page = min(page, last_page)
             # Many matches: walk the posts index in order; few: sort them.
             order_by = _order_by(sort, walk_index=more)
-            limits = {"limit": per_page + 1, "offset": (page - 1) * per_page}
+            limits = {"limit": per_page + 1, "offset": start}
             if sql.match is None or more:
                 statement = f"SELECT p.id FROM posts AS p WHERE {sql.posts_where()}"
             else:
@@ -429,14 +418,13 @@ class SQLiteSearch:
             )
             ids = [row[0] for row in rows]
             page_ids, has_next = ids[:per_page], len(ids) > per_page
-            # Facets count POOL of the matches: the newest added ones from the index,
-            # or the first ones in this order when reading posts directly.
-            pool_order = order_by if sql.match is None else f"{id_column} DESC"
-            pool_ids = self._ids(
-                f"SELECT {id_column} FROM {source} WHERE {where}"
-                f" ORDER BY {pool_order} LIMIT :pool",
-                sql.params | {"pool": engine.POOL},
-            )
+        # Facets count POOL of the matches: the newest added ones from the index, or
+        # the first ones in the page's order when reading posts directly.
+        pool_order = f"{id_column} DESC" if sql.match else _order_by(sort, walk_index=more)
+        pool_ids = self._ids(
+            f"SELECT {id_column} FROM {source} WHERE {where} ORDER BY {pool_order} LIMIT :pool",
+            sql.params | {"pool": engine.POOL},
+        )
         facets = self._facets(
             plan.query, pool_ids, len(pool_ids) if total > len(pool_ids) else None
         )
@@ -454,9 +442,46 @@ class SQLiteSearch:
             more=more,
             facets=facets,
             notes=tuple(plan.notes),
-            ranked_pool=ranked_pool,
             last_page=last_page,
         )
+
+    def _top_ids(self, plan: _Plan, sql: _Sql, limit: int, *, many: bool) -> list[int]:
+        """The first `limit` matches by bm25, ties newest first: the true ranking.
+
+        With many matches, the impact-ordered lists of the query's words supply
+        candidates that are scored exactly; when they can't prove their answer is the
+        top (see app/search/impacts.py), or with few matches, every match is scored.
+        """
+        ranked = (
+            "SELECT pool.id, pool.score FROM (SELECT {id} AS id, bm25(posts_fts, {weights})"
+            " AS score FROM {source} WHERE {where}) AS pool JOIN posts AS p ON p.id = pool.id"
+            " ORDER BY pool.score, p.published_on DESC, p.id DESC LIMIT :limit"
+        )
+        terms = impacts.query_terms(plan.query) if many else None
+        if terms is not None:
+            for depth in (impacts.FIRST_READ, None):
+                found = impacts.candidates(terms, depth)
+                if found is None:
+                    break
+                rows = self._rows(
+                    ranked.format(
+                        id=sql.id_column,
+                        weights=WEIGHTS,
+                        source=sql.source,
+                        where=sql.where
+                        + f" AND +{sql.id_column} IN (SELECT value FROM json_each(:candidates))",
+                    ),
+                    sql.params | {"limit": limit, "candidates": json.dumps(found.ids)},
+                )
+                if len(rows) >= limit and rows[limit - 1][1] < found.bound:
+                    return [row[0] for row in rows]
+                if found.exhausted:
+                    break
+        rows = self._rows(
+            ranked.format(id=sql.id_column, weights=WEIGHTS, source=sql.source, where=sql.where),
+            sql.params | {"limit": limit},
+        )
+        return [row[0] for row in rows]
 
     def _narrow_by_posts(self, sql: _Sql) -> None:
         """Dates and minutes next to words: when few posts pass them, test the index's

@@ -1,0 +1,95 @@
+"""search impacts: for each frequent word, its best posts by relevance, so the first
+page of a common-word search is the true top 20 without scoring every match
+
+Revision ID: 0012
+Revises: 0011
+
+SQLite only (PostgreSQL ranks every match; see app/search/postgres.py).
+
+- `search_impacts`: per stemmed index term, its `depth` best posts by the weighted
+  bm25 of that term alone (lower is better), as FTS5 scores them; `WITHOUT ROWID`, keyed
+  on (term, score), so a term's list is read in order from the key.
+- `search_impact_terms`: which terms have a list, how long it is, the score of its last
+  post (no post outside the list scores better), and whether it holds every post with
+  the term.
+- `search_changes`: posts whose indexed text changed since the lists were built. The
+  triggers mirror those of posts_fts (0005): inserts, updates of indexed columns,
+  topics added, removed or renamed. Searches score these posts exactly beside the
+  lists; rebuilding the lists (app/search/impacts.py) empties it.
+
+Not models: app.db.include_in_autogenerate leaves the search_* tables alone.
+"""
+
+# ruff: noqa: S608 - DDL assembled from the constants below; nothing comes from input.
+
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+INDEXED = "id, title, summary, author, content_text, published_on, reading_minutes, source_id"
+
+DDL = [
+    """CREATE TABLE search_impacts (
+        term TEXT NOT NULL,
+        score REAL NOT NULL,
+        post_id INTEGER NOT NULL,
+        PRIMARY KEY (term, score, post_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE search_impact_terms (
+        term TEXT NOT NULL PRIMARY KEY,
+        docs INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        last_score REAL NOT NULL,
+        complete BOOLEAN NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE search_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        post_id INTEGER NOT NULL
+    )""",
+    """CREATE TRIGGER search_changes_post_insert AFTER INSERT ON posts BEGIN
+        INSERT INTO search_changes (post_id) VALUES (new.id);
+    END""",
+    f"""CREATE TRIGGER search_changes_post_update AFTER UPDATE OF {INDEXED} ON posts BEGIN
+        INSERT INTO search_changes (post_id) VALUES (new.id);
+    END""",
+    """CREATE TRIGGER search_changes_topic_insert AFTER INSERT ON post_topics BEGIN
+        INSERT INTO search_changes (post_id) VALUES (new.post_id);
+    END""",
+    """CREATE TRIGGER search_changes_topic_delete AFTER DELETE ON post_topics BEGIN
+        INSERT INTO search_changes (post_id) VALUES (old.post_id);
+    END""",
+    """CREATE TRIGGER search_changes_topic_rename AFTER UPDATE OF slug, name ON topics BEGIN
+        INSERT INTO search_changes (post_id)
+        SELECT post_id FROM post_topics WHERE topic_id = new.id;
+    END""",
+    # A change with no post: the worker's first refresh builds lists for the posts
+    # that are already here.
+    "INSERT INTO search_changes (post_id) VALUES (0)",
+]
+NAMES = [
+    ("TRIGGER", "search_changes_topic_rename"),
+    ("TRIGGER", "search_changes_topic_delete"),
+    ("TRIGGER", "search_changes_topic_insert"),
+    ("TRIGGER", "search_changes_post_update"),
+    ("TRIGGER", "search_changes_post_insert"),
+    ("TABLE", "search_changes"),
+    ("TABLE", "search_impact_terms"),
+    ("TABLE", "search_impacts"),
+]
+
+
+def upgrade():
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for statement in DDL:
+        op.execute(statement)
+
+
+def downgrade():
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    for kind, name in NAMES:
+        op.execute(f"DROP {kind} IF EXISTS {name}")

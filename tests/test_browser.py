@@ -261,8 +261,12 @@ def test_without_javascript_save_and_finish_a_post(pages: Pages, live: Live):
 
     page.get_by_role("link", name=re.compile(r"^My list")).click()
     expect(page).to_have_url(re.compile(r"/list$"))
+    # "More" opens on a link to the entry's controls (loaded in place with JavaScript).
     page.locator("summary", has_text="More").click()  # a <details>: no script needed
+    page.get_by_role("link", name="Progress, archive and tags").click()
+    expect(page).to_have_url(re.compile(r"/list/\d+/more$"))
     page.get_by_role("button", name="Mark done").click()
+    expect(page).to_have_url(re.compile(r"/list\?state=saved$"))  # back to the list
     expect(page.locator("#flashes")).to_contain_text(f"Done: “{title}”.")
     expect(page.locator("#tab-count-done")).to_have_text("1")
 

@@ -296,6 +296,59 @@ def test_remove_with_htmx_and_without(client, reader, make_post):
     assert db.session.scalar(select(func.count()).select_from(Entry)) == 0
 
 
+# --- the "More" panel -----------------------------------------------------------------
+
+
+def test_a_rows_more_panel_loads_when_opened(client, reader, make_post):
+    entry = services.save_post(reader, make_post(title="Lazy panels").id)
+    row = client.get("/list").get_data(as_text=True)
+    more_url = f"/list/{entry.id}/more"
+    # The row carries a link (no JavaScript) that dogear.js turns into a load.
+    assert f'data-more-src="{more_url}"' in row and f'href="{more_url}"' in row
+    assert 'name="progress"' not in row and "Mark done" not in row
+    panel = client.get(more_url, headers={**HTMX, **FROM_LIST})
+    html = panel.get_data(as_text=True)
+    assert panel.status_code == 200 and "<html" not in html
+    assert "HX-Request" in panel.headers["Vary"]
+    assert f'hx-post="/list/{entry.id}/progress"' in html and "Mark done" in html
+    assert f'id="entry-tags-{entry.id}-input"' in html and "Archive" in html
+
+
+def test_without_javascript_more_is_a_page_whose_forms_return_to_the_list(
+    client, reader, make_post
+):
+    entry = services.save_post(reader, make_post(title="Lazy panels").id)
+    page = client.get(f"/list/{entry.id}/more").get_data(as_text=True)
+    assert "<h1>Lazy panels</h1>" in page and "hx-disable" in page
+    assert page.count('name="next" value="/list?state=saved"') >= 3  # progress, tags, actions
+    response = client.submit(
+        f"/list/{entry.id}/progress", {"step": "100", "next": "/list?state=saved"}
+    )
+    assert response.status_code == 303 and response.location == "/list?state=saved"
+    db.session.refresh(entry)
+    assert entry.state == "done"
+
+
+def test_an_action_from_the_panel_answers_with_the_panel(client, reader, make_post):
+    """Swapping the row keeps its opened panel whole, so focus stays where it was."""
+    entry = services.save_post(reader, make_post().id)
+    services.update_progress(reader, entry.id, 20)
+    reading = {"HX-Current-URL": "http://localhost/list?state=reading"}
+    html = client.submit(
+        f"/list/{entry.id}/progress", {"progress": "40"}, htmx=True, headers=reading
+    ).get_data(as_text=True)
+    assert f'id="progress-{entry.id}"' in html and "data-more-src" not in html
+
+
+def test_twenty_entries_make_a_light_list_page(client, reader, make_post):
+    for n in range(20):
+        entry = services.save_post(reader, make_post(title=f"Entry {n}").id)
+        services.update_progress(reader, entry.id, 30)
+    page = client.get("/list?state=reading").get_data(as_text=True)
+    assert page.count('class="entry ') == 20
+    assert len(page.encode()) < 30 * 1024  # was 70 KB with every panel inline
+
+
 # --- ownership ------------------------------------------------------------------
 
 
@@ -314,6 +367,8 @@ def test_another_readers_entry_is_404_by_every_url(app: Flask, make_user, make_p
         assert intruder.submit(url, data).status_code == 404, url
         assert intruder.submit(url, data, htmx=True).status_code == 404, url
     assert "owner" not in intruder.get("/list").get_data(as_text=True)
+    assert intruder.get(f"/list/{entry.id}/more").status_code == 404
+    assert intruder.get(f"/list/{entry.id}/more", headers=HTMX).status_code == 404
     db.session.refresh(entry)
     assert entry.progress == 0 and entry.state == "saved"
 

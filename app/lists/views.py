@@ -125,6 +125,16 @@ def entry(entry_id: int) -> ResponseReturnValue:
     )
 
 
+@bp.get("/<int:entry_id>/more")
+@login_required
+def more(entry_id: int) -> ResponseReturnValue:
+    """An entry's progress, archive and tag controls: what the list row's "More" panel
+    loads when opened, and without JavaScript a page of their own."""
+    entry = access.own_entry(current_user, entry_id)
+    back_to = url_for("lists.index", state=entry.state)
+    return render("lists/more.html", "lists/partials/more.html", entry=entry, back_to=back_to)
+
+
 @bp.post("/<int:entry_id>/refetch")
 @login_required
 def refetch(entry_id: int) -> ResponseReturnValue:
@@ -260,6 +270,7 @@ def _entry_response(entry: Entry) -> ResponseReturnValue:
         entry=entry,
         summary=summary,
         with_counters=True,
+        more_open=True,  # the action came from the row's "More" panel: keep it whole
         tabs=dict(queries.TABS),
     )
     response.headers["HX-Trigger"] = "list-changed"

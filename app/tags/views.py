@@ -115,4 +115,6 @@ def remove(entry_id: int, tag_id: int) -> ResponseReturnValue:
 def _entry_response(entry: Entry) -> ResponseReturnValue:
     if not wants_fragment():
         return redirect_back("tags.entry", entry_id=entry.id)
-    return render_fragment("lists/partials/entry.html", entry=entry, tags_open=True)
+    return render_fragment(
+        "lists/partials/entry.html", entry=entry, tags_open=True, more_open=True
+    )

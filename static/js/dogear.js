@@ -48,6 +48,22 @@ document.addEventListener("htmx:sendError", () => {
   flashes.replaceChildren(message);
 });
 
+// A list row's "More" panel loads its controls the first time it opens (by the
+// reader, or reopened after a swap below); without JavaScript it holds a link to them.
+document.addEventListener(
+  "toggle",
+  (event) => {
+    const details = event.target;
+    if (!(details instanceof HTMLDetailsElement) || !details.open) return;
+    const panel = details.querySelector(":scope > [data-more-src]");
+    if (!panel) return;
+    const url = panel.dataset.moreSrc;
+    delete panel.dataset.moreSrc;
+    htmx.ajax("GET", url, { target: panel, swap: "innerHTML" });
+  },
+  true, // toggle doesn't bubble
+);
+
 // A disclosure (<details>) the reader opened stays open when htmx replaces it with
 // the server's new rendering of the same thing (same id).
 let openDetails = [];

@@ -376,3 +376,46 @@ def test_undated_posts_come_last_when_newest_first_and_first_when_oldest(client,
 
     assert order("") == ["Newer", "Older", "Undated"]
     assert order("sort=oldest") == ["Undated", "Older", "Newer"]
+
+
+def test_cards_are_rendered_once_and_follow_every_change_on_any_worker(
+    tmp_path, database, make_post, make_user
+):
+    """A card's shared parts are kept per worker (app/catalog/cards.py), yet an edit of
+    the post or a rename of its topic made through another worker shows at once, and
+    the reader's own Save state is never taken from another reader's page."""
+    from app.catalog import cards
+    from tests.conftest import make_app
+
+    reader_side = make_app(tmp_path / "a", **database)
+    writer_side = make_app(tmp_path / "b", **database)
+    post = make_post(title="Cached card", summary="Kept once.", topics=["python"])
+    cards.clear()
+    with reader_side.app_context():
+        browser = reader_side.test_client()
+        html = browser.get("/").get_data(as_text=True)
+        assert "Cached card" in html and "Kept once." in html and ">Python<" in html
+        assert cards.cached_count() == 1
+        browser.get("/")
+        assert cards.cached_count() == 1  # the same card, reused
+
+    with writer_side.app_context():
+        db.session.execute(update(Post).where(Post.id == post.id).values(title="Edited card"))
+        db.session.execute(update(Topic).where(Topic.slug == "python").values(name="Python 3"))
+        db.session.commit()
+        db.session.remove()
+    with reader_side.app_context():
+        html = browser.get("/").get_data(as_text=True)
+        assert "Edited card" in html and "Cached card" not in html
+        assert ">Python 3<" in html
+        # Another reader signed in sees the same card with their own Save toggle.
+        make_user("cards@example.com")
+        other = reader_side.test_client()
+        sign_in(other, "cards@example.com")
+        other.submit(f"/list/save/{post.id}", htmx=True)
+        assert 'aria-pressed="true"' in other.get("/").get_data(as_text=True)
+        assert 'aria-pressed="true"' not in browser.get("/").get_data(as_text=True)
+        db.session.remove()
+        db.engine.dispose()
+    with writer_side.app_context():
+        db.engine.dispose()

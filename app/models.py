@@ -52,6 +52,7 @@ class User(UserMixin, db.Model):
     # Set by the user loader: the login session this request is authenticated by.
     session_token = None  # type: str | None  (plain attribute, not a column)
     login_session_id = None  # type: int | None  (its row's id: "this browser")
+    open_entries = None  # type: int | None  (counted when the session was checked)
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users

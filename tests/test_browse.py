@@ -164,6 +164,18 @@ def test_query_count_does_not_grow_with_results(client, reader, make_post):
     assert len(many) == len(few)
 
 
+def test_the_session_user_and_list_count_come_in_one_statement(client, reader, make_post):
+    for _ in range(3):
+        client.submit(f"/list/save/{make_post().id}", htmx=True)
+    with count_queries() as seen:
+        html = client.get("/").get_data(as_text=True)
+    assert ">3<" in html.split('id="list-count"')[1][:120]  # the header's badge
+    checks = [s for s in seen if "login_sessions" in s]
+    assert len(checks) == 1 and "FROM entries" in checks[0] and "users" in checks[0]
+    counts = [s for s in seen if "count(" in s and "FROM entries" in s]
+    assert counts == checks  # no second count for the badge
+
+
 def test_private_posts_are_visible_to_their_owner_only_and_never_browsed(
     app, client, make_user, make_post
 ):

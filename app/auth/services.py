@@ -176,19 +176,23 @@ def load_user_by_session_token(token: str) -> User | None:
     has expired (an expired session is deleted: see `sessions.keep_alive`)."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
+    from app.lists.queries import open_entries_count
+
+    # One statement for the session, its user and the header's list count.
     row = db.session.execute(
-        select(LoginSession, User)
+        select(LoginSession, User, open_entries_count(User.id))
         .join(User, LoginSession.user_id == User.id)
         .where(LoginSession.token_hash == _hash_token(token), User.is_disabled.is_(False))
     ).first()
     if row is None:
         return None
-    login_session, user = row
+    login_session, user, open_entries = row
     session_id = login_session.id  # keep_alive may commit, which expires the objects
     if not sessions.keep_alive(login_session, user):
         return None
     user.session_token = token
     user.login_session_id = session_id
+    user.open_entries = open_entries
     return user
 
 

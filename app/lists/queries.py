@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from flask import request
+from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import contains_eager, selectinload
 
 from app.extensions import db
@@ -21,13 +23,21 @@ TABS = (
 
 
 def count_open_entries(user: User) -> int:
+    """Entries up next or in progress (the header's badge). A page view has it already:
+    the sign-in check counted them in the same statement (`open_entries_count`)."""
+    counted = getattr(user, "open_entries", None)
+    if counted is not None and request.method in ("GET", "HEAD"):
+        return counted  # nothing this request did can have changed it
+    return db.session.scalar(select(open_entries_count(user.id))) or 0
+
+
+def open_entries_count(user_id: Any) -> ScalarSelect[int]:
+    """The number of a reader's open entries, as a subquery (`user_id` may be a column)."""
     return (
-        db.session.scalar(
-            select(func.count())
-            .select_from(Entry)
-            .where(Entry.user_id == user.id, Entry.state.in_(OPEN_STATES))
-        )
-        or 0
+        select(func.count())
+        .select_from(Entry)
+        .where(Entry.user_id == user_id, Entry.state.in_(OPEN_STATES))
+        .scalar_subquery()
     )
 
 

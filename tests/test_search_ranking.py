@@ -193,3 +193,26 @@ def test_index_terms_are_the_index_s_own():
     assert impacts.index_terms("Running") == ("run",)
     assert impacts.index_terms("café") == ("cafe",)
     assert impacts.index_terms("event-loop") == ("event", "loop")
+
+
+@pytest.mark.sqlite_only
+def test_a_private_post_on_a_list_shows_only_to_who_may_see_it(small_lists, make_post, make_user):
+    owner = make_user("owner@example.com")
+    stranger = make_user("stranger@example.com")
+    private = make_post(title="Otter otter otter otter", owner_id=owner.id)
+    impacts.rebuild()
+    assert impacts.pending_changes() == 0  # the one-word path answers from the list alone
+
+    def top(user):
+        results = engine.search(parse("otter"), user, per_page=5)
+        return [hit.post.id for hit in results.page.items]
+
+    assert private.id in top(owner)
+    assert private.id not in top(stranger) and private.id not in top(None)
+    assert top(None) == brute_force("otter")[:5]
+    # Deleting a post is a change too: until the next rebuild, the lists' posts are
+    # scored afresh.
+    db.session.delete(db.session.get(Post, brute_force("otter")[0]))
+    db.session.commit()
+    assert impacts.pending_changes() == 1
+    assert top(None) == brute_force("otter")[:5]

@@ -16,6 +16,10 @@ scores (filter tokens weigh nothing), so for a query made of such words:
   true top 20 (Fagin's threshold algorithm, with one read of each list). Otherwise,
   or when a word has no list, the caller scores every match.
 
+While nothing in the index changed since the lists were built, a one-word query
+without filters needs no scoring at all: its list's stored scores are the scores,
+and only who may see each post is checked (`top_of_one_list`).
+
 The lists are rebuilt by a periodic job when posts changed (`app/search/tasks.py`)
 and by `dogear search rebuild`, each term in its own short transaction. Between
 rebuilds, the words' document counts drift a little from those the stored scores
@@ -143,6 +147,39 @@ def candidates(terms: Sequence[str], depth: int | None) -> Candidates | None:
     return Candidates(
         ids=sorted(ids), bound=sum(bounds[term] for term in terms), exhausted=exhausted
     )
+
+
+def top_of_one_list(term: str, limit: int, user_id: int | None) -> list[int] | None:
+    """A one-word query's first `limit` posts straight from its list, when nothing in
+    the index changed since the lists were built: the stored scores are then the
+    scores, so only who may see each post is checked. None when that can't answer."""
+    found = db.session.execute(
+        text(
+            "SELECT last_score, complete FROM search_impact_terms WHERE term = :term"
+            " AND NOT EXISTS (SELECT 1 FROM search_changes)"
+        ),
+        {"term": term},
+    ).first()
+    if found is None:
+        return None
+    last, complete = found
+    visible = "p.owner_id IS NULL"
+    if user_id is not None:
+        visible += (
+            " OR p.owner_id = :uid OR EXISTS (SELECT 1 FROM entries AS e"
+            " WHERE e.post_id = p.id AND e.user_id = :uid)"
+        )
+    rows = db.session.execute(
+        text(
+            "SELECT i.post_id, i.score FROM search_impacts AS i JOIN posts AS p"
+            f" ON p.id = i.post_id WHERE i.term = :term AND ({visible})"
+            " ORDER BY i.score, p.published_on DESC, p.id DESC LIMIT :limit"
+        ),
+        {"term": term, "uid": user_id, "limit": limit},
+    ).all()
+    if complete or (len(rows) == limit and rows[-1][1] < last):
+        return [row[0] for row in rows]
+    return None
 
 
 def rebuild(min_docs: int | None = None, depth: int | None = None) -> int:

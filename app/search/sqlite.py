@@ -458,6 +458,16 @@ class SQLiteSearch:
             " ORDER BY pool.score, p.published_on DESC, p.id DESC LIMIT :limit"
         )
         terms = impacts.query_terms(plan.query) if many else None
+        q = plan.query
+        if (
+            terms is not None
+            and len(terms) == 1
+            and not (q.excluded or q.filters or sql.id_conditions or sql.post_conditions)
+        ):
+            user_id = plan.user.id if plan.user is not None else None
+            top = impacts.top_of_one_list(terms[0], limit, user_id)
+            if top is not None:
+                return top
         if terms is not None:
             for depth in (impacts.FIRST_READ, None):
                 found = impacts.candidates(terms, depth)

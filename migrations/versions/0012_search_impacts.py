@@ -12,10 +12,11 @@ SQLite only (PostgreSQL ranks every match; see app/search/postgres.py).
 - `search_impact_terms`: which terms have a list, how long it is, the score of its last
   post (no post outside the list scores better), and whether it holds every post with
   the term.
-- `search_changes`: posts whose indexed text changed since the lists were built. The
-  triggers mirror those of posts_fts (0005): inserts, updates of indexed columns,
-  topics added, removed or renamed. Searches score these posts exactly beside the
-  lists; rebuilding the lists (app/search/impacts.py) empties it.
+- `search_changes`: posts whose index row changed since the lists were built. The
+  triggers mirror those of posts_fts (0005): inserts, deletes, updates of indexed
+  columns, topics added, removed or renamed, a private post's savers. Searches score
+  these posts exactly beside the lists (and trust the stored scores as they are only
+  while it is empty); rebuilding the lists (app/search/impacts.py) empties it.
 
 Not models: app.db.include_in_autogenerate leaves the search_* tables alone.
 """
@@ -29,7 +30,11 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-INDEXED = "id, title, summary, author, content_text, published_on, reading_minutes, source_id"
+INDEXED = (
+    "id, title, summary, author, content_text, published_on, reading_minutes, source_id, owner_id"
+)
+# A private post's index row names the readers who saved it (0005).
+PRIVATE = "(SELECT owner_id FROM posts WHERE id = {e}.post_id) IS NOT NULL"
 
 DDL = [
     """CREATE TABLE search_impacts (
@@ -55,6 +60,17 @@ DDL = [
     f"""CREATE TRIGGER search_changes_post_update AFTER UPDATE OF {INDEXED} ON posts BEGIN
         INSERT INTO search_changes (post_id) VALUES (new.id);
     END""",
+    """CREATE TRIGGER search_changes_post_delete AFTER DELETE ON posts BEGIN
+        INSERT INTO search_changes (post_id) VALUES (old.id);
+    END""",
+    f"""CREATE TRIGGER search_changes_saver_insert AFTER INSERT ON entries
+    WHEN {PRIVATE.format(e="new")} BEGIN
+        INSERT INTO search_changes (post_id) VALUES (new.post_id);
+    END""",
+    f"""CREATE TRIGGER search_changes_saver_delete AFTER DELETE ON entries
+    WHEN {PRIVATE.format(e="old")} BEGIN
+        INSERT INTO search_changes (post_id) VALUES (old.post_id);
+    END""",
     """CREATE TRIGGER search_changes_topic_insert AFTER INSERT ON post_topics BEGIN
         INSERT INTO search_changes (post_id) VALUES (new.post_id);
     END""",
@@ -73,6 +89,9 @@ NAMES = [
     ("TRIGGER", "search_changes_topic_rename"),
     ("TRIGGER", "search_changes_topic_delete"),
     ("TRIGGER", "search_changes_topic_insert"),
+    ("TRIGGER", "search_changes_saver_delete"),
+    ("TRIGGER", "search_changes_saver_insert"),
+    ("TRIGGER", "search_changes_post_delete"),
     ("TRIGGER", "search_changes_post_update"),
     ("TRIGGER", "search_changes_post_insert"),
     ("TABLE", "search_changes"),

@@ -1,4 +1,5 @@
-# Dogear: `make run` serves the app, `make test` runs the whole suite.
+# Dogear: `make run` serves the app, `make test` runs the whole suite (`make test-faults`
+# adds the fault and attack suite's process-level tests).
 # Both bootstrap everything they need on a fresh clone.
 
 PYTHON ?= python3
@@ -20,7 +21,7 @@ UV := UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT=$(VENV) $(TOOLS)/bin/uv
 
 export DOGEAR_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test test-postgres lint format bench bench-quick setup lock audit clean
+.PHONY: run test test-postgres test-faults lint format bench bench-quick setup lock audit clean
 
 $(UV_STAMP):
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -65,13 +66,28 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## The whole suite but the fault suite's process-level tests (marked faults_process:
+## gunicorn, kill -9, concurrent importers), which `make test-faults` runs.
+## PYTEST_ARGS="-k foo" narrows it; a -m of its own replaces the one here.
+NOT_PROCESS := -m "not faults_process"
+
 test: setup lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(NOT_PROCESS) $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (DOGEAR_TEST_POSTGRES_URL, default the local
 ## server), leaving out what is about SQLite's internals.
 test-postgres: setup
-	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(NOT_PROCESS) $(PYTEST_ARGS)
+
+## The fault and attack suite (tests/faults, one module per concern; see
+## docs/security.md): all of it on SQLite, real processes included (gunicorn with two
+## workers, kill -9, concurrent importers; the two-host tests use PostgreSQL and Redis),
+## then its process-level tests on PostgreSQL. `make test` and `make test-postgres`
+## already run the rest of tests/faults, so CI passes FAULTS_ARGS='-m faults_process'.
+test-faults: setup
+	$(BIN)/python -m pytest tests/faults $(FAULTS_ARGS) $(PYTEST_ARGS)
+	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest tests/faults -m faults_process \
+	    $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

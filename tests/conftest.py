@@ -139,6 +139,13 @@ def database(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `make test` and `make test-postgres` leave these out; `make test-faults` runs them.
+    config.addinivalue_line(
+        "markers", "faults_process: real processes: gunicorn, kill -9, concurrent importers"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On the PostgreSQL pass, leave out what is about SQLite's internals and what
     the SQLite pass already ran against PostgreSQL (marked `postgres`)."""

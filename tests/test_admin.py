@@ -34,37 +34,7 @@ def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-# --- access --------------------------------------------------------------------------
-
-
-def test_readers_get_403_on_every_admin_page(client, reader, make_user):
-    other = make_user()
-    for path in [
-        "/admin/users",
-        f"/admin/users/{other.id}",
-        f"/admin/users/{other.id}/disable",
-        f"/admin/users/{other.id}/delete",
-        "/admin/invites",
-        "/admin/invites/1/revoke",
-        "/admin/audit",
-    ]:
-        assert client.get(path).status_code == 403, path
-        assert client.htmx_get(path).status_code == 403, path
-    for path, data in [
-        ("/admin/users", {"email": "x@example.com"}),
-        (f"/admin/users/{other.id}/admin", {"is_admin": "1"}),
-        (f"/admin/users/{other.id}/disabled", {"disabled": "1"}),
-        (f"/admin/users/{other.id}/reset-link", {}),
-        (f"/admin/users/{other.id}/delete", {"confirm_email": other.email}),
-        ("/admin/invites", {"days": "7"}),
-        ("/admin/invites/1/revoke", {}),
-        ("/admin/settings/registration", {"mode": "open"}),
-    ]:
-        assert client.submit(path, data).status_code == 403, path
-        assert client.submit(path, data, htmx=True).status_code == 403, path
-    db.session.refresh(other)
-    assert not other.is_admin and not other.is_disabled
-    assert _count(PasswordReset) == _count(Invite) == 0
+# --- access (readers' 403s: tests/faults/test_access.py) ----------------------------
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client):

@@ -1,6 +1,6 @@
-"""The job worker as a real process: fetches run there, a worker killed mid-job (kill -9)
-leaves a job that the next worker finishes exactly once, and `dogear serve` (what
-`make run` starts) runs gunicorn and the worker together and stops both."""
+"""The job worker as a real process: `dogear serve` (what `make run` starts) runs
+gunicorn and the worker together and stops both. The helpers here also start the
+worker that tests/faults/test_crash_and_recovery.py kills with kill -9 mid-fetch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -100,60 +99,6 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def test_a_worker_killed_mid_fetch_leaves_a_job_the_next_worker_finishes_once(
-    instance, web, tmp_path
-):
-    app, env = instance
-    arrived = threading.Event()
-    release = threading.Event()
-    requests = []
-
-    def slow_then_fine(request) -> None:
-        requests.append(time.monotonic())
-        if len(requests) == 1:  # the first worker hangs here until it is killed
-            arrived.set()
-            release.wait(30)
-        body = ARTICLE.encode()
-        request.send_response(200)
-        request.send_header("Content-Type", "text/html; charset=utf-8")
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        request.wfile.write(body)
-
-    web.add_handler("/slow", slow_then_fine)
-    url = web.url("/slow")
-    from app.auth.services import find_user_by_email
-
-    add_article(find_user_by_email("reader@example.com"), url)
-    assert post_state(url) == ("pending", 0)
-
-    log = tmp_path / "worker.log"
-    first = start(["worker"], env, log)
-    try:
-        assert arrived.wait(30), log.read_text()
-        assert post_state(url) == ("pending", 1)  # claimed, mid-fetch
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        stop(first)
-        release.set()
-    time.sleep(2.5)  # the dead worker's lease runs out
-
-    second = start(["worker"], env, log)
-    try:
-        wait_for(lambda: post_state(url) == ("done", 2), 30, "the second worker's fetch")
-        time.sleep(1)  # nothing else runs it again
-    finally:
-        stop(second)
-    assert len(requests) == 2
-    assert post_state(url) == ("done", 2)
-    db.session.rollback()
-    post = db.session.scalar(select(Post).where(Post.url == url))
-    assert post.title == "Quiet harbours of the northern coast"
-    assert "breakwater" in post.content
-    assert "Requeued 1 article fetch" in log.read_text()
 
 
 def test_serve_runs_the_web_server_and_the_worker_and_stops_both(instance, web, tmp_path):

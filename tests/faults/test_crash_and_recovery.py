@@ -1,14 +1,35 @@
-"""`dogear backup`, `dogear restore` and the periodic backup job (app/backup.py).
+"""Crash and recovery: killed processes, a damaged database, backups and restores
+(issue 11's fault and attack suite).
 
-A backup taken while another thread keeps writing is one consistent snapshot; a backup
-restores, after which the app shows the reader's list as it was; restore refuses bad
-files and a running Dogear, and keeps the database it replaces; the job makes one
-backup per interval and keeps BACKUP_KEEP of its own.
+Protections proven here, with the issue 11 case each covers ("case:") and the test
+that shows its checker can fail ("can fail:"):
+
+- Health that tells the truth: case "`/healthz` answers 200 after the database file
+  is removed, replaced by a directory, or replaced by a file that is not a database"
+  (`test_healthz_tells_the_truth_when_the_file_goes_wrong`; can fail:
+  `test_the_health_check_can_fail`, a check through the pooled connection);
+  `?deep=1` asks for a live job worker.
+- No acknowledged write lost when processes die (`faults_process`, real processes,
+  loopback only): gunicorn with two workers, a worker and then the master killed
+  with kill -9 while a reader saves
+  (`test_killing_gunicorn_workers_and_master_loses_no_acknowledged_write`); a job
+  worker killed with kill -9 mid-fetch leaves a job the next worker finishes once
+  (`test_a_worker_killed_mid_fetch_leaves_a_job_the_next_worker_finishes_once`).
+- An import that dies part way completes on a second run, without duplicates.
+- `dogear backup` takes one consistent snapshot while another thread writes;
+  `dogear restore` refuses files that are not a Dogear database it knows and a running
+  Dogear, and keeps the database it replaces; the periodic backup job keeps
+  BACKUP_KEEP of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,18 +38,36 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, text
 
-from app import backup, jobs
+from app import backup, create_app, jobs
+from app.catalog.importer import import_files
 from app.db import check_schema, write_transaction
 from app.extensions import db
 from app.lists import services
+from app.lists.services import add_article
 from app.models import Entry, Post
 from tests.conftest import make_app, sign_in
+from tests.faults.test_input import count, listing_text
+from tests.faults.test_load_and_concurrency import _CSRF, Browser
+from tests.test_saving import ARTICLE
+from tests.test_worker import (  # noqa: F401 - instance: a fixture
+    free_port,
+    instance,
+    post_state,
+    start,
+    stop,
+    wait_for,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 sqlite_only = pytest.mark.sqlite_only
 
@@ -410,3 +449,299 @@ def test_the_job_puts_relative_backup_dirs_in_the_instance_folder(app, tmp_path)
     app.config.update(BACKUP_DIR="", BACKUP_EVERY_HOURS=1, BACKUP_KEEP=7)
     made = backup.run_scheduled_backup()
     assert made is not None and made.path.parent == Path(app.instance_path) / "backups"
+
+
+# === health that tells the truth (from tests/test_app.py) ==============================
+
+
+def test_healthz_checks_the_database(client, app):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    assert response.json["schema"] == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_healthz_is_503_when_the_database_is_unreachable(tmp_path):
+    app = create_app(
+        {
+            "INSTANCE_PATH": str(tmp_path),
+            "SECRET_KEY": "s" * 40,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/missing-dir/nope.db",
+        }
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json["database"] == "the database file is missing"
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda path: path.unlink(), "the database file is missing"),
+        (lambda path: (path.unlink(), path.mkdir()), "the database path is not a file"),
+        (lambda path: path.write_bytes(b"not a database " * 300), "can't be read"),
+    ],
+    ids=["removed", "a-directory", "not-a-database"],
+)
+@pytest.mark.sqlite_only
+def test_healthz_tells_the_truth_when_the_file_goes_wrong(app, client, damage, reason):
+    healthz_tells_the_truth(client, damage, reason)
+
+
+def healthz_tells_the_truth(client: Any, damage: Any, reason: str) -> None:
+    """The checker: after `damage` to the database file, /healthz answers 503 with
+    `reason`, though the pool still holds a connection to the old file."""
+    assert client.get("/healthz").status_code == 200  # the pool holds a connection now
+    path = Path(db.engine.url.database)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    damage(path)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert reason in response.json["database"]
+
+
+@pytest.mark.sqlite_only
+def test_the_health_check_can_fail(app, client, monkeypatch):
+    """A /healthz that asks the pooled connection (as before issue 11) still says 200
+    once the file is gone, and the checker catches it."""
+    from app import db as database
+
+    def through_the_pool() -> str:
+        return str(db.session.execute(text("SELECT version_num FROM alembic_version")).scalar())
+
+    monkeypatch.setattr(database, "check_schema", through_the_pool)
+    with pytest.raises(AssertionError):
+        healthz_tells_the_truth(client, lambda path: path.unlink(), "missing")
+
+
+def test_deep_healthz_asks_for_a_live_worker(app, client, monkeypatch):
+    from app import jobs
+
+    response = client.get("/healthz?deep=1")
+    assert response.status_code == 503
+    assert response.json["worker"] == "no job worker has been seen"
+    jobs.heartbeat.call_local()
+    response = client.get("/healthz?deep=1")
+    assert response.status_code == 200
+    assert response.json["worker"] == "ok"
+    later = jobs.time.time() + 600
+    monkeypatch.setattr(jobs.time, "time", lambda: later)
+    assert client.get("/healthz?deep=1").status_code == 503
+
+
+# === a job worker killed with kill -9 (from tests/test_worker.py) =======================
+
+
+@pytest.mark.faults_process
+def test_a_worker_killed_mid_fetch_leaves_a_job_the_next_worker_finishes_once(
+    instance,  # noqa: F811 - the fixture of tests/test_worker.py
+    web,
+    tmp_path,
+):
+    app, env = instance
+    arrived = threading.Event()
+    release = threading.Event()
+    requests = []
+
+    def slow_then_fine(request) -> None:
+        requests.append(time.monotonic())
+        if len(requests) == 1:  # the first worker hangs here until it is killed
+            arrived.set()
+            release.wait(30)
+        body = ARTICLE.encode()
+        request.send_response(200)
+        request.send_header("Content-Type", "text/html; charset=utf-8")
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    web.add_handler("/slow", slow_then_fine)
+    url = web.url("/slow")
+    from app.auth.services import find_user_by_email
+
+    add_article(find_user_by_email("reader@example.com"), url)
+    assert post_state(url) == ("pending", 0)
+
+    log = tmp_path / "worker.log"
+    first = start(["worker"], env, log)
+    try:
+        assert arrived.wait(30), log.read_text()
+        assert post_state(url) == ("pending", 1)  # claimed, mid-fetch
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        stop(first)
+        release.set()
+    time.sleep(2.5)  # the dead worker's lease runs out
+
+    second = start(["worker"], env, log)
+    try:
+        wait_for(lambda: post_state(url) == ("done", 2), 30, "the second worker's fetch")
+        time.sleep(1)  # nothing else runs it again
+    finally:
+        stop(second)
+    assert len(requests) == 2
+    assert post_state(url) == ("done", 2)
+    db.session.rollback()
+    post = db.session.scalar(select(Post).where(Post.url == url))
+    assert post.title == "Quiet harbours of the northern coast"
+    assert "breakwater" in post.content
+    assert "Requeued 1 article fetch" in log.read_text()
+
+
+# === an import that dies part way (from tests/test_import_load.py) ======================
+
+
+def test_an_import_stopped_part_way_completes_on_a_second_run(app, monkeypatch):
+    from app.catalog import importer
+
+    text = listing_text(0, 1_000).encode()
+    real = importer._write_chunk
+    chunks = []
+
+    def crash_after_two(*args: Any) -> None:
+        if len(chunks) == 2:
+            raise RuntimeError("the process died")
+        chunks.append(args)
+        real(*args)
+
+    monkeypatch.setattr(importer, "_write_chunk", crash_after_two)
+    with pytest.raises(RuntimeError):
+        import_files([("big.txt", io.BytesIO(text))])
+    assert count(Post) == 2 * importer.CHUNK_SIZE
+    monkeypatch.setattr(importer, "_write_chunk", real)
+
+    report = import_files([("big.txt", io.BytesIO(text))])
+
+    assert (report.created, report.duplicates) == (1_000 - 2 * importer.CHUNK_SIZE, 500)
+    assert count(Post) == 1_000
+
+
+# === gunicorn's workers and master killed with kill -9 while a reader writes ==============
+
+_BOOTED = re.compile(rb"Booting worker with pid: (\d+)")
+
+
+@pytest.mark.faults_process
+def test_killing_gunicorn_workers_and_master_loses_no_acknowledged_write(
+    app, make_user, make_post, database, tmp_path
+):
+    """gunicorn with two workers serves a reader who saves post after post. One worker
+    is killed with kill -9, then the master; a new gunicorn is started on the same
+    port. Every save that was answered (a 303) is in the database afterwards, the
+    reader's session still works, and nothing was saved twice."""
+    make_user("reader@example.com")
+    post_ids = [make_post().id for _ in range(300)]
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
+    env.update(
+        DOGEAR_INSTANCE_PATH=str(tmp_path),
+        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
+        DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
+        DOGEAR_DEMO="0",
+        WEB_CONCURRENCY="2",
+        PYTHONUNBUFFERED="1",
+    )
+    command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
+    command += ["--bind", f"127.0.0.1:{port}", "wsgi:app"]
+
+    def start_gunicorn() -> subprocess.Popen:
+        return subprocess.Popen(  # noqa: S603
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def healthy() -> bool:
+        try:
+            return Browser("192.0.2.1").get(port, "/healthz").status == 200
+        except OSError:
+            return False
+
+    def booted() -> list[int]:
+        return [int(pid) for pid in _BOOTED.findall(log.read_bytes())]
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return (
+            Path(f"/proc/{pid}/stat").exists()
+            and " Z " not in Path(f"/proc/{pid}/stat").read_text()
+        )
+
+    browser = Browser("192.0.2.7")
+    acknowledged: list[int] = []
+    failed: list[str] = []
+    done = threading.Event()
+
+    def save_posts(token: str) -> None:
+        for post_id in post_ids:  # bounded: one try per post
+            if done.is_set():
+                return
+            try:
+                response = browser.request(
+                    port, "POST", f"/list/save/{post_id}", {"csrf_token": token}
+                )
+            except OSError as error:  # the worker or the master died under it
+                failed.append(f"{post_id}: {error!r}")
+                time.sleep(0.05)
+                continue
+            if response.status == 303:
+                acknowledged.append(post_id)
+            else:
+                failed.append(f"{post_id}: {response.status}")
+
+    servers = [start_gunicorn()]
+    saver = None
+    try:
+        wait_for(healthy, 30, "gunicorn")
+        assert browser.sign_in(port, "reader@example.com").status == 303
+        token = _CSRF.search(browser.get(port, "/list").text).group(1)
+        saver = threading.Thread(target=save_posts, args=(token,))
+        saver.start()
+
+        wait_for(lambda: len(acknowledged) >= 20, 30, "the first saves")
+        workers = booted()
+        assert len(workers) == 2, log.read_text()
+        os.kill(workers[0], signal.SIGKILL)  # a worker, mid-stream
+        wait_for(lambda: len(booted()) == 3, 30, "the master to replace the worker")
+        before = len(acknowledged)
+        wait_for(lambda: len(acknowledged) >= before + 20, 30, "saves after the worker died")
+
+        os.kill(servers[0].pid, signal.SIGKILL)  # the master
+        servers[0].wait(timeout=10)
+        orphans = [pid for pid in booted() if pid != workers[0]]
+        wait_for(lambda: not any(alive(pid) for pid in orphans), 30, "the orphaned workers")
+        servers.append(start_gunicorn())
+        wait_for(healthy, 30, "gunicorn, started again")
+        before = len(acknowledged)
+        wait_for(lambda: len(acknowledged) >= before + 20, 30, "saves after the restart")
+        done.set()
+        saver.join(timeout=30)
+        assert not saver.is_alive()
+        assert browser.get(port, "/list").status == 200  # the session outlived it all
+    finally:
+        done.set()
+        for server in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=10)
+        if saver is not None:
+            saver.join(timeout=30)
+
+    db.session.rollback()
+    rows = db.session.execute(select(Entry.post_id, func.count()).group_by(Entry.post_id)).all()
+    saved = {post_id: n for post_id, n in rows}
+    assert all(n == 1 for n in saved.values())
+    lost = [post_id for post_id in acknowledged if post_id not in saved]
+    assert lost == [], f"acknowledged but lost: {lost}\n{log.read_text()[-3000:]}"
+    assert len(acknowledged) >= 60 and len(failed) < len(post_ids)

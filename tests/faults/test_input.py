@@ -1,16 +1,46 @@
-"""Hypothesis fuzzing of every form, query string and importer: whatever arrives, the
-answer is a documented error (a 4xx page, an UnreadableFile, an OpmlError, a listing
-error), never a 500 and never an exception in the log.
+"""Input: whatever arrives, the answer is a documented error, never a 500 (issue 11's
+fault and attack suite).
 
-Each test builds one app (the fixtures are function-scoped) and Hypothesis runs its
-examples against it; `derandomize=True` makes every run try the same examples, so CI
-is reproducible. Fetching never reaches the network: name lookups fail at once.
+Hypothesis fuzzing of every form, query string and importer: whatever arrives, the
+answer is a documented error (a 4xx page, an UnreadableFile, an OpmlError, a listing
+error), never a 500 and never an exception in the log. Each test builds one app (the
+fixtures are function-scoped) and Hypothesis runs its examples against it;
+`derandomize=True` makes every run try the same examples, so CI is reproducible.
+Fetching never reaches the network: name lookups fail at once. A POST route missing
+from the tables fails `test_every_post_route_is_in_the_tables`.
+
+Protections proven here, with the issue 11 case each covers ("case:") and the test
+that shows its checker can fail ("can fail:"):
+
+- File parts where a form expects text: case "a form field sent as a file part on
+  `/login`, `/account` and `/admin/users` answers 500"
+  (`test_a_file_sent_where_a_form_expects_text_is_a_clear_400`; can fail:
+  `test_the_file_part_check_can_fail`, `refuse_unexpected_files` removed).
+- Request size: case "no `MAX_CONTENT_LENGTH` (an anonymous 10 MB body is read in
+  full)" (`test_an_anonymous_big_body_is_a_413_before_it_is_read`; can fail:
+  `test_the_request_size_check_can_fail`, no MAX_CONTENT_LENGTH). The upload caps
+  are in tests/test_imports.py.
+- NUL and other unstorable text: a 400 in forms, dropped from query strings.
+- Addresses: case "`dogear users create` accepts `<img src=x onerror=…>@example.com`"
+  (`test_users_create_refuses_what_the_forms_refuse`).
+- Importer input: case "`dogear posts import -` with binary junk on stdin ends in a
+  traceback" (`test_binary_junk_on_stdin_is_a_clear_error_and_writes_nothing`); case
+  "a 48 MB file of junk paragraphs took 12x the time of a 12 MB one"
+  (`test_parsing_junk_does_work_linear_in_its_size`, by counting work, never the
+  clock); case "a single 50 MB line took 943 MB of memory"
+  (`test_a_single_20_mb_line_parses_in_bounded_memory` and the 20 MB junk file, by
+  tracemalloc); the uploaded formats' 50 MB cases are in tests/test_import_streaming.py.
+
+The malformed `HX-Current-URL` case is tested in tests/test_lists.py
+(`test_a_malformed_hx_current_url_is_ignored_not_a_500`), and fuzzed here with the
+other htmx headers.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -22,10 +52,13 @@ import pytest
 from flask import Flask, got_request_exception
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from app.auth import twofactor
+from app.catalog import listing
 from app.catalog.listing import (
+    MAX_LINE_CHARS,
     ListingEntry,
     ListingError,
     UndecodableListing,
@@ -38,7 +71,7 @@ from app.imports import ImportedEntry, ImportProblem, UnreadableFile, services
 from app.imports.detect import FORMATS, detect
 from app.imports.preview import read_file
 from app.lists import services as list_services
-from app.models import Invite, Source, utcnow
+from app.models import Invite, Post, Source, User, utcnow
 from app.sources.opml import OpmlError, parse_opml
 from app.tags.services import add_tags
 from tests.conftest import Client, sign_in
@@ -46,7 +79,7 @@ from tests.conftest import Client, sign_in
 # Generated zips may repeat a member's name on purpose; zipfile warns as it writes them.
 pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
 
-FIXTURES = Path(__file__).parent / "fixtures" / "imports"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "imports"
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -461,7 +494,7 @@ def every_post_route_is_fuzzed(app: Flask) -> None:
                 for kp, tp, is_id in zip(k.split("/"), template.split("/"), pattern, strict=True)
             )
             for k in known
-        ), f"POST {rule.rule} is not fuzzed: add it to tests/test_fuzz.py"
+        ), f"POST {rule.rule} is not fuzzed: add it to tests/faults/test_input.py"
 
 
 def test_every_post_route_is_in_the_tables(app):
@@ -856,3 +889,284 @@ def test_ids_past_int32_are_not_found(app, client, admin):
             for n in (2**31, 2**63 - 1, 2**63, 10**30):
                 for method in ("GET", "POST"):
                     fuzzer.send(method, template.format(n=n), {})
+
+
+# === fields no form should take (from tests/test_app.py) ================================
+
+
+@pytest.mark.parametrize("path", ["/login", "/account", "/admin/users", "/list/add"])
+def test_a_file_sent_where_a_form_expects_text_is_a_clear_400(admin, client, path):
+    a_file_part_is_a_clear_400(client, path)
+
+
+def a_file_part_is_a_clear_400(client: Client, path: str) -> None:
+    """The checker: text fields sent as file parts (multipart/form-data) get a 400
+    that says why, whatever the form."""
+    from io import BytesIO
+
+    token = client.csrf_token()
+    response = client.post(
+        path,
+        data={
+            "csrf_token": token,
+            "email": (BytesIO(b"x@example.com"), "email.txt"),
+            "url": (BytesIO(b"https://example.org/"), "u.txt"),
+            "current": (BytesIO(b"x"), "p.txt"),
+            "password": (BytesIO(b"x"), "p.txt"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 400
+    assert "take files; send it as text" in response.get_data(as_text=True)
+
+
+def test_the_file_part_check_can_fail(app, admin, client):
+    """Without `refuse_unexpected_files`, /login reads a file part as its email (the
+    issue's 500), and the checker catches it."""
+    from app.security import refuse_unexpected_files
+
+    app.before_request_funcs[None].remove(refuse_unexpected_files)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # a 500 page, as in production
+    with pytest.raises(AssertionError):
+        a_file_part_is_a_clear_400(client, "/login")
+
+
+# --- request size: MAX_CONTENT_LENGTH ---------------------------------------------------
+
+
+class _CountingStream(io.BytesIO):
+    """A request body that counts how much of it the app read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.taken = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        self.taken += len(chunk)
+        return chunk
+
+    def readline(self, size: int | None = -1) -> bytes:
+        line = super().readline(size)
+        self.taken += len(line)
+        return line
+
+
+def a_big_body_is_a_413_before_it_is_read(app: Flask, size: int) -> None:
+    """The checker: an anonymous POST of `size` bytes (more than MAX_CONTENT_LENGTH)
+    gets a 413 with next to nothing of its body read."""
+    body = _CountingStream(b"email=" + b"x" * (size - 6))
+    response = app.test_client().post(
+        "/login",
+        input_stream=body,
+        content_type="application/x-www-form-urlencoded",
+        content_length=size,
+    )
+    assert response.status_code == 413, response.status_code
+    assert body.taken < 64 * 1024, f"{body.taken:,} of {size:,} bytes read"
+
+
+def test_an_anonymous_big_body_is_a_413_before_it_is_read(app):
+    assert 50_000_000 < app.config["MAX_CONTENT_LENGTH"] <= 52_000_000  # the import limit's
+    app.config["MAX_CONTENT_LENGTH"] = 100_000  # as the default's 51 MB, only quicker
+    a_big_body_is_a_413_before_it_is_read(app, 1_000_000)
+
+
+def test_the_request_size_check_can_fail(app, monkeypatch):
+    """With no MAX_CONTENT_LENGTH (as before issue 11), the body is read in full and
+    the checker catches it."""
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", None)
+    with pytest.raises(AssertionError):
+        a_big_body_is_a_413_before_it_is_read(app, 1_000_000)
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [
+        ("/list/add", {"url": "https://example.org/\x00", "title": "t"}),
+        ("/login", {"email": "a\x00@example.com", "password": "x"}),
+        ("/account", {"current": "x\x00", "password": "y", "confirm": "y"}),
+    ],
+)
+def test_a_form_with_text_no_database_can_store_is_a_clear_400(reader, client, path, data):
+    response = client.submit(path, data)
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query", ["/search?q=a%00b", "/?author=x%00", "/list?tag=%00a"])
+def test_a_nul_in_a_query_parameter_is_dropped_not_a_500(reader, client, query):
+    assert client.get(query).status_code == 200
+
+
+# === `dogear users create` checks the address as the forms do (from tests/test_csrf.py) ===
+
+
+@pytest.mark.parametrize(
+    "address", ["<img src=x onerror=alert(1)>@example.com", "no-at-sign", "a@b@example.com"]
+)
+def test_users_create_refuses_what_the_forms_refuse(app: Flask, address: str):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", address], input="a long password\n"
+    )
+    assert result.exit_code != 0
+    assert "is not a valid email address" in result.output
+    assert "Enter an email address like name@example.com." in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_users_create_takes_a_good_address(app: Flask):
+    result = app.test_cli_runner().invoke(
+        args=["users", "create", " Ada@Example.com "], input="a long password\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(User.email)) == "ada@example.com"
+
+
+# === importer input (from tests/test_import_load.py) =====================================
+
+# Junk input is a clear error, and parsing is linear in time and bounded in memory
+# (measured by counting work and by tracemalloc, never by the clock). These helpers
+# also make the big imports of test_load_and_concurrency.py and test_crash_and_recovery.py.
+
+NBSP_DOT = "\u00a0\u00b7\u00a0"
+WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+def listing_text(first: int, count: int) -> str:
+    """`count` well-formed entries, numbered from `first` (the same number is the same post)."""
+    return "\n\n".join(
+        f"Load test post number {n}\n\nA summary of post {n}, about nothing much.\n\n"
+        + NBSP_DOT.join([f"2026-{1 + n % 12:02d}-{1 + n % 28:02d}", "4 min", "900 words", "Ann"])
+        for n in range(first, first + count)
+    )
+
+
+def junk_bytes(size: int) -> bytes:
+    """Paragraphs of words and no meta line at all, `size` bytes or a little more."""
+    paragraphs = [
+        " ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(3 + i % 37)) for i in range(997)
+    ]
+    block = "\n\n".join(paragraphs).encode() + b"\n\n"
+    return block * (size // len(block) + 1)
+
+
+def count(model: type) -> int:
+    db.session.rollback()
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+def _run(app, *args: str, input: Any = None):
+    return app.test_cli_runner().invoke(args=list(args), input=input)
+
+
+# --- junk input -------------------------------------------------------------------------
+
+
+def test_binary_junk_on_stdin_is_a_clear_error_and_writes_nothing(app):
+    junk = bytes(range(256)) * 64
+
+    result = _run(app, "posts", "import", "-", input=junk)
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # click's error, not a traceback
+    assert "Traceback" not in result.output
+    assert "cannot read <stdin>: not UTF-8 text at line 3 (byte offset 128)" in result.output
+    assert count(Post) == 0 and count(Source) == 0
+
+
+def test_a_bad_byte_late_in_a_file_names_its_line_and_writes_nothing(app, tmp_path: Path):
+    good = listing_text(0, 300).encode()
+    path = tmp_path / "listing.txt"
+    path.write_bytes(good + b"\n\nAnother post\n\nBroken \xc3( here\n")
+    line = good.count(b"\n") + 5
+
+    result = _run(app, "posts", "import", str(path), "--json")
+
+    assert result.exit_code == 1
+    assert f"{path}: not UTF-8 text at line {line} (byte offset " in result.output
+    assert count(Post) == 0
+
+
+def test_an_overlong_line_is_an_error_for_its_entry_only(app):
+    text = (
+        "A fine post\n\nFine.\n\nMay 1, 2026 · 3 min\n\n"
+        "A post with a runaway summary\n\n" + "x" * (MAX_LINE_CHARS + 10) + "\n\n"
+        "May 2, 2026 · 3 min\n\nAnother fine post\n\nAlso fine.\n\nMay 3, 2026 · 3 min\n"
+    )
+
+    result = _run(app, "posts", "import", "-", "--json", input=text.encode())
+
+    assert result.exit_code == 0, result.output
+    assert '"created": 2' in result.output
+    assert f"line 9 is longer than {MAX_LINE_CHARS:,} characters" in result.output
+
+
+# --- linear time, bounded memory ----------------------------------------------------------
+
+
+def _parse_work(data: bytes, monkeypatch) -> tuple[int, int]:
+    """(paragraphs handled, the most ever waiting at once) while parsing `data`."""
+    handled: list[int] = []
+    real = listing._report_orphans
+
+    def counted(paragraphs: list, filename: str, **kwargs: Any):
+        handled.append(len(paragraphs))
+        return real(paragraphs, filename, **kwargs)
+
+    monkeypatch.setattr(listing, "_report_orphans", counted)
+    errors = sum(1 for _ in read_listing(io.BytesIO(data), filename="junk.txt"))
+    assert errors > 0
+    return sum(handled), max(handled)
+
+
+def test_parsing_junk_does_work_linear_in_its_size(monkeypatch):
+    small_work, small_most = _parse_work(junk_bytes(500_000), monkeypatch)
+    large_work, large_most = _parse_work(junk_bytes(2_000_000), monkeypatch)
+
+    # Each paragraph is looked at a bounded number of times: 4x the file, 4x the work.
+    assert small_most <= listing._PENDING_KEPT + 1 and large_most <= listing._PENDING_KEPT + 1
+    assert 3.5 < large_work / small_work < 4.5
+
+
+def _peak_while_parsing(path: Path) -> int:
+    tracemalloc.start()
+    try:
+        with path.open("rb") as stream:
+            for _ in read_listing(stream, filename=path.name):
+                pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_20_mb_file_of_junk_paragraphs_parses_in_bounded_memory(tmp_path: Path):
+    path = tmp_path / "junk.txt"
+    path.write_bytes(junk_bytes(20_000_000))
+
+    assert _peak_while_parsing(path) < 5_000_000
+
+
+def test_a_single_20_mb_line_parses_in_bounded_memory(tmp_path: Path):
+    path = tmp_path / "line.txt"
+    path.write_bytes(b"word " * 4_000_000)
+
+    assert _peak_while_parsing(path) < 5_000_000
+
+
+def test_a_readers_csv_export_is_read_as_a_stream():
+    from app.imports.formats import pocket
+
+    row = "A title,https://example.com/{n},1700000000,a|b,unread\r\n"
+    data = (
+        "title,url,time_added,tags,status\r\n" + "".join(row.format(n=n) for n in range(20_000))
+    ).encode()
+    tracemalloc.start()
+    try:
+        rows = sum(1 for _ in pocket.parse_csv(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert rows == 20_000
+    assert len(data) > 1_000_000 and peak < 500_000  # never the decoded file, only a row

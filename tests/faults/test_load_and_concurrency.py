@@ -1,19 +1,34 @@
-"""Dogear on several hosts over one database and one Redis.
+"""Load and concurrency: long writes never block the web, rules that read then write
+hold under concurrency, and several hosts share one database (issue 11's fault and
+attack suite).
 
-First, in this process: a periodic task that the schedulers of several hosts each
-queue runs once per period, and the heartbeat is written once a minute.
+Protections proven here, with the issue 11 case each covers ("case:"):
 
-Then for real: two gunicorn instances (hosts A and B, each with its own instance
-folder) and a job worker beside each, over one freshly migrated PostgreSQL schema and
-one Redis queue (a name of its own, so runs don't collide), driven over HTTP like a
-browser behind a load balancer would be. Skipped when PostgreSQL or Redis doesn't
-answer, unless DOGEAR_TEST_POSTGRES=required.
+- Imports in short transactions: case "a 10,000-entry import holds SQLite's write lock
+  for longer than the busy timeout: a reader's progress update during it answered 500
+  after 5 s, and a second import started at the same time died with `database is
+  locked`" (`test_two_big_imports_and_a_readers_writes_all_go_through`, in threads;
+  `test_two_import_processes_at_once_both_finish_beside_a_readers_writes`, two real
+  `dogear posts import` processes). Both marked `faults_process` (`make test-faults`).
+- Races: two registrations with one address, or two hosts taking the set-up link at
+  once, make one account (SQLite's lock; PostgreSQL's unique constraint on its pass).
+- Several hosts over one database and one Redis: a periodic task runs once per period
+  however many schedulers queue it, the heartbeat is written once a minute; and for
+  real (`TestTwoHosts`, `faults_process`): two gunicorn instances with two workers
+  each and a job worker beside each, over PostgreSQL and Redis, driven over loopback
+  HTTP: one set-up link, sessions and sign-out across hosts, the throttle counted
+  across hosts, counts and jobs shared. Skipped when PostgreSQL or Redis doesn't
+  answer, unless DOGEAR_TEST_POSTGRES=required.
+
+Every wait and loop here is bounded by a deadline.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import io
+import json
 import os
 import re
 import signal
@@ -35,17 +50,133 @@ import pytest
 from flask import Flask
 from flask_migrate import upgrade
 from huey import crontab
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import jobs
+from app.auth import services
+from app.catalog.importer import import_files
 from app.extensions import db
 from app.jobs import claim_period, heartbeat, huey, periodic
-from app.models import PeriodicRun, Post, utcnow
+from app.lists import services as lists
+from app.models import PeriodicRun, Post, Source, User, utcnow
 from tests import pg
-from tests.conftest import PASSWORD, make_app
+from tests.conftest import PASSWORD, make_app, run_concurrently, sign_in
+from tests.faults.test_input import count, listing_text
 from tests.test_saving import ARTICLE
 
-ROOT = Path(__file__).resolve().parents[1]
+process = pytest.mark.faults_process  # real processes: `make test-faults` runs these
+
+SIGN_UP = {"email": "same@example.com", "password": "long enough", "confirm": "long enough"}
+
+
+def test_two_accounts_registered_with_one_address_at_once_make_one(app):
+    services.set_setting("registration", "open")
+    statuses: list[int] = []
+    pages: list[str] = []
+
+    def register() -> None:
+        client = app.test_client()
+        response = client.submit("/register", SIGN_UP)
+        statuses.append(response.status_code)
+        pages.append(response.get_data(as_text=True))
+
+    assert run_concurrently(app, register, workers=4) == []
+    assert sorted(statuses) == [303, 422, 422, 422]
+    refused = [page for status, page in zip(statuses, pages, strict=True) if status == 422]
+    assert all("An account with that email already exists." in page for page in refused)
+    count = select(func.count()).select_from(User).where(User.email == "same@example.com")
+    assert db.session.scalar(count) == 1
+
+
+def test_two_hosts_taking_the_setup_link_at_once_make_one_admin(app: Flask):
+    import itertools
+
+    from tests.conftest import run_concurrently
+
+    token = services.issue_setup_token()
+    numbers = itertools.count(1)
+
+    def take_it() -> None:
+        services.complete_setup(token, f"admin{next(numbers)}@example.com", PASSWORD)
+
+    errors = run_concurrently(app, take_it)
+    assert len(errors) == 3
+    assert all(isinstance(error, services.AccountError) for error in errors)
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.is_admin)) == 1
+
+
+# === imports in short transactions beside readers' writes (from tests/test_import_load.py) ===
+
+
+@process
+def test_two_big_imports_and_a_readers_writes_all_go_through(app, client, make_user, make_post):
+    reader = make_user()
+    entry_id = lists.save_post(reader, make_post().id).id
+    assert sign_in(client, reader).status_code == 303
+    token = client.csrf_token()
+    first = io.BytesIO(listing_text(0, 10_000).encode())
+    second = io.BytesIO(listing_text(5_000, 10_000).encode())  # half of it is in the first
+    reports: dict[str, Any] = {}
+    errors: list[BaseException] = []
+    started = threading.Barrier(3)
+
+    def run(name: str, stream: io.BytesIO) -> None:
+        with app.app_context():
+            try:
+                started.wait()
+                reports[name] = import_files([(name, stream)], source_name="Load")
+            except BaseException as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [
+        threading.Thread(target=run, args=("first.txt", first)),
+        threading.Thread(target=run, args=("second.txt", second)),
+    ]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    statuses = []
+    progress = 0
+    deadline = time.monotonic() + 300  # every loop bounded: a hung import fails, not hangs
+    while any(thread.is_alive() for thread in threads):
+        assert time.monotonic() < deadline, "the imports did not finish in 5 minutes"
+        progress = progress % 99 + 1
+        response = client.post(
+            f"/list/{entry_id}/progress",
+            data={"progress": str(progress)},
+            headers={"HX-Request": "true", "X-CSRFToken": token},
+        )
+        statuses.append(response.status_code)
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert statuses and all(200 <= status < 400 for status in statuses), statuses
+    created = reports["first.txt"].created + reports["second.txt"].created
+    duplicates = reports["first.txt"].duplicates + reports["second.txt"].duplicates
+    assert (created, duplicates) == (15_000, 5_000)
+    assert count(Post) == 15_000 + 1
+    titles = db.session.scalar(select(func.count(func.distinct(Post.title))))
+    assert titles == 15_000 + 1
+    assert count(Source) == 1
+
+
+# === several hosts over one database and one Redis (was tests/test_hosts.py) ============
+
+# Dogear on several hosts over one database and one Redis.
+#
+# First, in this process: a periodic task that the schedulers of several hosts each
+# queue runs once per period, and the heartbeat is written once a minute.
+#
+# Then for real: two gunicorn instances (hosts A and B, each with its own instance
+# folder) and a job worker beside each, over one freshly migrated PostgreSQL schema and
+# one Redis queue (a name of its own, so runs don't collide), driven over HTTP like a
+# browser behind a load balancer would be. Skipped when PostgreSQL or Redis doesn't
+# answer, unless DOGEAR_TEST_POSTGRES=required.
+
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("DOGEAR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SECRET = "several-hosts-share-this-secret-key-0123456789"
 MINUTE = datetime(2026, 5, 1, 12, 0, 5)
@@ -428,7 +559,7 @@ def _flush_queue(name: str) -> None:
 
 
 class TestTwoHosts:
-    pytestmark = HOSTS_MARKS
+    pytestmark = [*HOSTS_MARKS, process]
 
     def test_both_hosts_print_the_same_setup_link_and_it_works_once(self, cluster):
         cluster.signed_in_admin()
@@ -528,3 +659,67 @@ class TestTwoHosts:
         owners = claims()
         assert skips().count(first) == 1 and owners[first] in workers, cluster.logs()
         assert set(skips()) <= set(owners)  # a skipped copy's period did run, once
+
+
+# === two `dogear posts import` processes at once, as on the issue's machine ===============
+
+
+@process
+def test_two_import_processes_at_once_both_finish_beside_a_readers_writes(
+    app, client, make_user, make_post, database, tmp_path
+):
+    """Issue 11's first case with real processes: two `dogear posts import` commands
+    started together over one database both finish (no `database is locked`, no
+    duplicates) while a signed-in reader's progress updates keep answering."""
+    reader = make_user()
+    entry_id = lists.save_post(reader, make_post().id).id
+    assert sign_in(client, reader).status_code == 303
+    token = client.csrf_token()
+    (tmp_path / "first.txt").write_text(listing_text(0, 10_000), encoding="utf-8")
+    (tmp_path / "second.txt").write_text(listing_text(5_000, 10_000), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
+    env.update(
+        DOGEAR_INSTANCE_PATH=str(tmp_path),
+        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
+        DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
+        DOGEAR_DEMO="0",
+    )
+    importers = [
+        subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "app.cli", "posts", "import", "--json", str(tmp_path / name)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        for name in ("first.txt", "second.txt")
+    ]
+    statuses = []
+    try:
+        deadline = time.monotonic() + 300  # every loop bounded
+        while any(importer.poll() is None for importer in importers):
+            assert time.monotonic() < deadline, "the imports did not finish in 5 minutes"
+            response = client.post(
+                f"/list/{entry_id}/progress",
+                data={"progress": str(len(statuses) % 99 + 1)},
+                headers={"HX-Request": "true", "X-CSRFToken": token},
+            )
+            statuses.append(response.status_code)
+            time.sleep(0.02)
+        outputs = [importer.communicate(timeout=30) for importer in importers]
+    finally:
+        for importer in importers:
+            if importer.poll() is None:
+                os.killpg(importer.pid, signal.SIGKILL)
+                importer.wait(timeout=10)
+
+    for importer, (_out, err) in zip(importers, outputs, strict=True):
+        assert importer.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert b"database is locked" not in err
+    reports = [json.loads(out) for out, _ in outputs]
+    assert sum(r["created"] for r in reports) == 15_000
+    assert sum(r["duplicates"] for r in reports) == 5_000
+    assert statuses and all(200 <= status < 400 for status in statuses), statuses
+    assert count(Post) == 15_000 + 1
+    assert db.session.scalar(select(func.count(func.distinct(Post.title)))) == 15_000 + 1

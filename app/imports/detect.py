@@ -3,17 +3,16 @@ zip, the header of a CSV file, the markers of an HTML file, the shape of a JSON 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.imports import ImportedEntry, ImportProblem, UnreadableFile
 from app.imports.formats import (
-    decode,
     dogear_json,
     header_of,
     instapaper,
+    json_source,
     netscape,
     omnivore,
     open_zip,
@@ -68,7 +67,7 @@ class UnknownFormat(UnreadableFile):
 
 def detect(data: bytes) -> Format:
     """The format of an uploaded file; UnreadableFile (or UnknownFormat) if none fits."""
-    if not data.strip():
+    if not data or data.isspace():  # (strip() would copy the file)
         raise UnreadableFile("The file is empty.")
     if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         return _zip(data)
@@ -100,12 +99,12 @@ def _json(head: str, data: bytes) -> Format:
     compact = re.sub(r"\s+", "", head[:5_000])
     if re.search(r'"format":"dogear"', compact):
         return FORMATS["dogear-json"]
-    if compact.startswith("{"):  # keys in another order: look at the whole document
-        try:
-            if dogear_json.looks_like(json.loads(decode(data))):
-                return FORMATS["dogear-json"]
-        except ValueError as error:
-            raise UnreadableFile("The file looks like JSON but isn't valid JSON.") from error
+    if compact.startswith("{"):  # keys in another order: read the document as a stream
+        head = dogear_json.opening(
+            json_source(data), "The file looks like JSON but isn't valid JSON."
+        )
+        if head and head.get("format") == dogear_json.FORMAT and "entries" in head:
+            return FORMATS["dogear-json"]
     if compact.startswith("[{") and re.search(r'"(savedAt|slug)":', compact):
         return FORMATS["omnivore-json"]
     raise UnknownFormat("This JSON file isn't a Dogear or Omnivore export")

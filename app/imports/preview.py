@@ -65,6 +65,7 @@ def read_file(data: bytes, fmt: Format | None = None) -> ParsedFile:
         )
     fmt = fmt or detect(data)
     by_identity: dict[str, ImportedEntry] = {}
+    shared: dict[str, str] = {}
     parsed = ParsedFile(format=fmt, entries=[], history=[])
     for rows, row in enumerate(fmt.parse(data), start=1):
         if rows > max_entries:
@@ -82,9 +83,21 @@ def read_file(data: bytes, fmt: Format | None = None) -> ParsedFile:
             _merge(kept, row)
             parsed.duplicates += 1
         else:
-            by_identity[row.identity] = row
+            by_identity[row.identity] = _share(row, shared)
     parsed.entries = list(by_identity.values())
     return parsed
+
+
+def _share(entry: ImportedEntry, shared: dict[str, str]) -> ImportedEntry:
+    """The entry with the words many entries repeat (its state, author, site and
+    tags) kept once for the whole file, not once per entry: every entry of a file is
+    held at once."""
+    entry.state = shared.setdefault(entry.state, entry.state)
+    entry.author = shared.setdefault(entry.author, entry.author)
+    entry.site_name = shared.setdefault(entry.site_name, entry.site_name)
+    if entry.tags:
+        entry.tags = [shared.setdefault(tag, tag) for tag in entry.tags]
+    return entry
 
 
 def _merge(kept: ImportedEntry, other: ImportedEntry) -> None:

@@ -11,10 +11,9 @@ The writer is app/imports/exports.py; the two change together.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from app.imports import Activity, ImportedEntry, ImportProblem, UnreadableFile
 from app.imports.formats import (
@@ -23,8 +22,10 @@ from app.imports.formats import (
     TITLE_MAX,
     check_url,
     day_from_iso,
-    decode,
     from_iso,
+    json_events,
+    json_items,
+    json_source,
     note_text,
     plain,
     saved_date,
@@ -39,35 +40,67 @@ STATES = ("saved", "reading", "done", "archived")
 Row = ImportedEntry | ImportProblem
 
 
-def looks_like(value: object) -> bool:
-    return isinstance(value, dict) and value.get("format") == FORMAT and "entries" in value
+INVALID = "The file isn't valid JSON."
+_HEAD = ("format", "format_version", "entries")
+
+
+def opening(source: Callable[[], BinaryIO], invalid: str = INVALID) -> dict[str, Any] | None:
+    """The top-level `format`, `format_version` and `entries` of a JSON document, read
+    as a stream: a scalar as itself, an object or array as "start_map" or
+    "start_array"; None when the document isn't an object. Reading stops as soon as
+    the three say it is a good export (at its opening, where the writer puts them);
+    otherwise the whole document is read, so invalid JSON anywhere is
+    UnreadableFile(`invalid`), as json.loads would have it."""
+    events = json_events(source, invalid)
+    if next(events, ("", None, None))[1] != "start_map":
+        for _ in events:  # not an object: still check it is JSON
+            pass
+        return None
+    found: dict[str, Any] = {}
+    key: str | None = None
+    for prefix, event, value in events:
+        if prefix == "" and event == "map_key":
+            key = value
+        elif key is not None:  # the first event of a top-level value
+            found[key] = event if event in ("start_map", "start_array") else value
+            key = None
+            if _good(found):
+                return found
+    return found
+
+
+def _good(found: dict[str, Any]) -> bool:
+    return (
+        all(name in found for name in _HEAD)
+        and found["format"] == FORMAT
+        and found["format_version"] == FORMAT_VERSION
+        and found["entries"] == "start_array"
+    )
 
 
 def parse(data: bytes) -> Iterator[Row]:
-    try:
-        document = json.loads(decode(data))
-    except ValueError as error:
-        raise UnreadableFile("The file isn't valid JSON.") from error
-    if not looks_like(document):
+    source = json_source(data)
+    head = opening(source)
+    if head is None or head.get("format") != FORMAT or "entries" not in head:
         raise UnreadableFile("The file isn't a Dogear export.")
-    version = document.get("format_version")
+    version = head.get("format_version")
     if version != FORMAT_VERSION:
         raise UnreadableFile(
             f"This Dogear export is format version {plain(version, 10) or '?'}; "
             f"this Dogear reads version {FORMAT_VERSION}."
         )
-    entries = document.get("entries")
-    if not isinstance(entries, list):
+    if head["entries"] != "start_array":
         raise UnreadableFile("The export's “entries” isn't a list.")
-    for number, item in enumerate(entries, start=1):
+    # One pass of the document for the entries and one for the history, each built
+    # an item at a time; the first reads it to the end (invalid JSON is an error).
+    for number, item in enumerate(json_items(source, "entries.item", INVALID), start=1):
         where = f"entry {number}"
         yield (
             _entry(item, where)
             if isinstance(item, dict)
             else ImportProblem(where, "The entry isn't an object.")
         )
-    history = document.get("activity") or []
-    for number, item in enumerate(history if isinstance(history, list) else [], start=1):
+    for number, item in enumerate(json_items(source, "activity.item", INVALID), start=1):
         where = f"activity {number}"
         row = _history(item, where) if isinstance(item, dict) else None
         yield row or ImportProblem(where, "The reading history row can't be read.")

@@ -13,11 +13,10 @@ becomes the post's content (sanitized) so it needn't be fetched again.
 
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 from app.imports import ImportedEntry, ImportProblem, UnreadableFile
 from app.imports.formats import (
@@ -30,6 +29,10 @@ from app.imports.formats import (
     day_from_iso,
     decode,
     from_iso,
+    json_events,
+    json_items,
+    json_source,
+    member_source,
     note_text,
     open_zip,
     plain,
@@ -59,14 +62,12 @@ def parse(data: bytes) -> Iterator[Row]:
     prefix = members[0].rsplit("/", 1)[0] + "/" if "/" in members[0] else ""
     available = set(names)
     for name in members:
-        try:
-            items = json.loads(decode(read_member(archive, name)))
-        except ValueError as error:
-            raise UnreadableFile(f"{name} in the .zip isn't valid JSON.") from error
-        if not isinstance(items, list):
+        source = member_source(archive, name)
+        invalid = f"{name} in the .zip isn't valid JSON."
+        if not _is_list(source, invalid):
             raise UnreadableFile(f"{name} in the .zip isn't a list of saved items.")
         short = name.rsplit("/", 1)[-1]
-        for number, item in enumerate(items, start=1):
+        for number, item in enumerate(json_items(source, "item", invalid), start=1):
             where = f"{short} item {number}"
             if not isinstance(item, dict):
                 yield ImportProblem(where, "The item isn't an object.")
@@ -75,16 +76,27 @@ def parse(data: bytes) -> Iterator[Row]:
 
 
 def parse_metadata(data: bytes) -> Iterator[Row]:
-    """One metadata_*.json on its own (no article text or highlights)."""
-    try:
-        items = json.loads(decode(data))
-    except ValueError as error:
-        raise UnreadableFile("The file isn't valid JSON.") from error
-    for number, item in enumerate(items if isinstance(items, list) else [], start=1):
+    """One metadata_*.json on its own (no article text or highlights), read as a
+    stream, an item at a time."""
+    source, invalid = json_source(data), "The file isn't valid JSON."
+    if not _is_list(source, invalid):
+        return
+    for number, item in enumerate(json_items(source, "item", invalid), start=1):
         if isinstance(item, dict):
             yield _entry(item, f"item {number}", None, "", set())
         else:
             yield ImportProblem(f"item {number}", "The item isn't an object.")
+
+
+def _is_list(source: Callable[[], BinaryIO], invalid: str) -> bool:
+    """Whether the document is an array, by its first event; one that isn't is read
+    through all the same (invalid JSON anywhere is UnreadableFile(`invalid`) first)."""
+    events = json_events(source, invalid)
+    if next(events, ("", None, None))[1] == "start_array":
+        return True
+    for _ in events:
+        pass
+    return False
 
 
 def _entry(

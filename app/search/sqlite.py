@@ -469,7 +469,10 @@ class SQLiteSearch:
             if top is not None:
                 return top
         if terms is not None:
-            for depth in (impacts.FIRST_READ, None):
+            # Several words: whole lists hold ~1,000 candidates each, and testing them
+            # all costs about what scoring every match does; only the first read pays.
+            depths = (impacts.FIRST_READ,) if len(set(terms)) > 1 else (impacts.FIRST_READ, None)
+            for depth in depths:
                 found = impacts.candidates(terms, depth)
                 if found is None:
                     break

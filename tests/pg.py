@@ -87,6 +87,9 @@ def empty(url: str) -> None:
     with _engine(url).begin() as conn:
         for table in reversed(db.metadata.sorted_tables):
             conn.execute(table.delete())
+        # Search's lists (migration 0012) are not models; empty them too.
+        for table in ("search_impacts", "search_impact_terms", "search_changes"):
+            conn.execute(text(f"DELETE FROM {table}"))
 
 
 def pg_app(tmp_path: Path, schema: str, **overrides) -> Flask:

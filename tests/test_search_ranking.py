@@ -100,7 +100,7 @@ def test_the_page_through_http_is_the_true_top(client, otters, monkeypatch):
     assert "most recently added" not in body
 
 
-# --- SQLite's impact-ordered lists (PostgreSQL has none: it scores every match) ----
+# --- Impact-ordered lists (app/search/impacts.py) -------------------------------------
 
 
 @pytest.fixture
@@ -115,7 +115,6 @@ def small_lists(app, otters, monkeypatch):
     return otters
 
 
-@pytest.mark.sqlite_only
 def test_the_lists_answer_with_the_true_top(small_lists):
     stored = db.session.execute(
         text("SELECT count(*) FROM search_impacts WHERE term = 'otter'")
@@ -128,7 +127,6 @@ def test_the_lists_answer_with_the_true_top(small_lists):
     assert ranked("otter -zebra", per_page=5) == brute_force("otter")[:5]
 
 
-@pytest.mark.sqlite_only
 def test_the_first_page_comes_from_the_lists(small_lists):
     """Proof the lists are used (and that the test above could fail): a list that
     lost its best post gives a page without it, until the lists are rebuilt."""
@@ -143,7 +141,6 @@ def test_the_first_page_comes_from_the_lists(small_lists):
     assert ranked("otter", per_page=5)[0] == best
 
 
-@pytest.mark.sqlite_only
 def test_posts_written_after_the_lists_are_ranked_too(small_lists, make_post):
     new = make_post(title="Otter otter otter", summary="otter otter otter otter")
     old = db.session.get(Post, small_lists[-1])  # the weakest match
@@ -169,7 +166,6 @@ def test_posts_written_after_the_lists_are_ranked_too(small_lists, make_post):
     assert ranked("otter", per_page=position + 1) == brute_force("otter")[: position + 1]
 
 
-@pytest.mark.sqlite_only
 def test_the_worker_rebuilds_the_lists_when_posts_changed(app, small_lists, make_post):
     assert refresh_impacts.call_local() == 0  # nothing changed: nothing to do
     make_post(title="Otter otter otter", summary="otter")
@@ -179,7 +175,6 @@ def test_the_worker_rebuilds_the_lists_when_posts_changed(app, small_lists, make
     assert impacts.pending_changes() == 0
 
 
-@pytest.mark.sqlite_only
 def test_words_the_lists_cannot_answer_are_scored_in_full(small_lists):
     # A prefix, a phrase and an author filter all fall back to scoring every match.
     for q in ("ott*", '"otter plain"', "otter author:ada"):
@@ -195,7 +190,6 @@ def test_index_terms_are_the_index_s_own():
     assert impacts.index_terms("event-loop") == ("event", "loop")
 
 
-@pytest.mark.sqlite_only
 def test_a_private_post_on_a_list_shows_only_to_who_may_see_it(small_lists, make_post, make_user):
     owner = make_user("owner@example.com")
     stranger = make_user("stranger@example.com")

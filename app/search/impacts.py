@@ -31,7 +31,6 @@ stale, and only by that drift.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from functools import lru_cache
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from app.extensions import db
 from app.search.parser import Query
@@ -108,9 +107,9 @@ def candidates(terms: Sequence[str], depth: int | None) -> Candidates | None:
     rows = db.session.execute(
         text(
             "SELECT term, depth, last_score, complete FROM search_impact_terms"
-            " WHERE term IN (SELECT value FROM json_each(:terms))"
-        ),
-        {"terms": json.dumps(sorted(set(terms)))},
+            " WHERE term IN :terms"
+        ).bindparams(bindparam("terms", expanding=True)),
+        {"terms": sorted(set(terms))},
     ).all()
     lists = {term: (stored, last, bool(complete)) for term, stored, last, complete in rows}
     if len(lists) < len(set(terms)):
@@ -173,7 +172,7 @@ def top_of_one_list(term: str, limit: int, user_id: int | None) -> list[int] | N
         text(
             "SELECT i.post_id, i.score FROM search_impacts AS i JOIN posts AS p"
             f" ON p.id = i.post_id WHERE i.term = :term AND ({visible})"
-            " ORDER BY i.score, p.published_on DESC, p.id DESC LIMIT :limit"
+            f" ORDER BY i.score, {_newest_first()} LIMIT :limit"
         ),
         {"term": term, "uid": user_id, "limit": limit},
     ).all()
@@ -184,68 +183,132 @@ def top_of_one_list(term: str, limit: int, user_id: int | None) -> list[int] | N
 
 def rebuild(min_docs: int | None = None, depth: int | None = None) -> int:
     """Build every frequent term's list afresh, one term per transaction; returns the
-    number of lists. SQLite only (elsewhere: 0)."""
-    if db.session.get_bind().dialect.name != "sqlite":
-        return 0
+    number of lists."""
     config = current_app.config
     min_docs = config["SEARCH_IMPACT_MIN_DOCS"] if min_docs is None else min_docs
     depth = config["SEARCH_IMPACT_DEPTH"] if depth is None else depth
+    postgres = db.session.get_bind().dialect.name == "postgresql"
     # Changes up to here are in the lists built below; later ones stay recorded.
     up_to = db.session.execute(text("SELECT coalesce(max(seq), 0) FROM search_changes")).scalar()
+    frequent = _frequent_postgres(min_docs) if postgres else _frequent_sqlite(min_docs)
+    db.session.commit()
+    built: list[str] = []
+    for term, docs in frequent:
+        # The list is found by searching for the term itself: only a term the
+        # language's stemmer leaves as it is can be (stems are not all fixed points).
+        if postgres:
+            ranked = _postgres_ranked(term)
+            if ranked is None:
+                continue
+            _build_list(term, docs, depth, _postgres_list(ranked), {"ranked": ranked})
+        else:
+            if index_terms(term) != (term,):
+                continue
+            match = f'{SEARCH_COLUMNS}: "{term}"'
+            _build_list(term, docs, depth, _sqlite_list(), {"match": match})
+        built.append(term)
+    stale = {"built": built}
+    keep = "term NOT IN :built" if built else "TRUE"
+    for table in ("search_impacts", "search_impact_terms"):
+        statement = text(f"DELETE FROM {table} WHERE {keep}")
+        if built:
+            statement = statement.bindparams(bindparam("built", expanding=True))
+        db.session.execute(statement, stale)
+    db.session.execute(text("DELETE FROM search_changes WHERE seq <= :seq"), {"seq": up_to})
+    db.session.commit()
+    return len(built)
+
+
+def _frequent_sqlite(min_docs: int) -> list[Any]:
     db.session.execute(
         text(
             "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_vocab"
             " USING fts5vocab(main, posts_fts, row)"
         )
     )
-    frequent = db.session.execute(
+    return db.session.execute(
         text(
             "SELECT term, doc FROM temp.search_vocab WHERE doc > :min_docs"
             " AND term NOT GLOB 'dgx*'"
         ),
         {"min_docs": min_docs},
     ).all()
-    db.session.commit()
+
+
+def _frequent_postgres(min_docs: int) -> list[Any]:
+    return db.session.execute(
+        text(
+            "SELECT word, ndoc FROM ts_stat('SELECT search_vector FROM posts')"
+            " WHERE ndoc > :min_docs"
+        ),
+        {"min_docs": min_docs},
+    ).all()
+
+
+def _sqlite_list() -> str:
     from app.search.sqlite import WEIGHTS
 
-    built: list[str] = []
-    for term, docs in frequent:
-        # The list is found by searching for the term itself: only a term the
-        # tokenizer leaves as it is can be (Porter stems are not all fixed points).
-        if index_terms(term) != (term,):
-            continue
-        _build_list(term, docs, depth, WEIGHTS)
-        built.append(term)
-    stale = {"built": json.dumps(built)}
-    keep = "term NOT IN (SELECT value FROM json_each(:built))"
-    db.session.execute(text(f"DELETE FROM search_impacts WHERE {keep}"), stale)
-    db.session.execute(text(f"DELETE FROM search_impact_terms WHERE {keep}"), stale)
-    db.session.execute(text("DELETE FROM search_changes WHERE seq <= :seq"), {"seq": up_to})
-    db.session.commit()
-    return len(built)
+    return (
+        f"SELECT :term, bm25(posts_fts, {WEIGHTS}) AS score, rowid FROM posts_fts"
+        " WHERE posts_fts MATCH :match ORDER BY score LIMIT :depth"
+    )
 
 
-def _build_list(term: str, docs: int, depth: int, weights: str) -> None:
-    params: dict[str, Any] = {
-        "term": term,
-        "match": f'{SEARCH_COLUMNS}: "{term}"',
-        "depth": depth,
-    }
+def _postgres_list(ranked: str) -> str:
+    """Scores negated, so that on both databases a lower score is better."""
+    from app.search.postgres import CONFIG, RANK
+
+    return (
+        f"SELECT :term, -({RANK.format(q='q')}) AS score, p.id"
+        f" FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS q"
+        " WHERE p.search_vector @@ q ORDER BY score, p.id LIMIT :depth"
+    )
+
+
+def _postgres_ranked(term: str) -> str | None:
+    """The tsquery text the PostgreSQL engine ranks one word by, if it is this very
+    lexeme (else None)."""
+    from app.search.postgres import ranked_text
+
+    ranked = ranked_text(term)
+    if ranked is None:
+        return None
+    stemmed = db.session.execute(
+        text("SELECT CAST(to_tsquery('dogear', :ranked) AS text)"), {"ranked": ranked}
+    ).scalar()
+    return ranked if stemmed == f"'{term}'" else None
+
+
+def postgres_lexeme(ranked: str) -> str | None:
+    """The one lexeme a PostgreSQL ranking tsquery stands for, or None."""
+    stemmed = db.session.execute(
+        text("SELECT CAST(to_tsquery('dogear', :ranked) AS text)"), {"ranked": ranked}
+    ).scalar()
+    if stemmed and stemmed.count("'") == 2 and stemmed.startswith("'") and stemmed.endswith("'"):
+        return stemmed[1:-1]
+    return None
+
+
+def _newest_first() -> str:
+    if db.session.get_bind().dialect.name == "postgresql":
+        return "p.published_on DESC NULLS LAST, p.id DESC"
+    return "p.published_on DESC, p.id DESC"
+
+
+def _build_list(term: str, docs: int, depth: int, select_sql: str, params: dict[str, Any]) -> None:
+    """One term's list, in a transaction of its own."""
+    params = params | {"term": term, "depth": depth}
     db.session.execute(text("DELETE FROM search_impacts WHERE term = :term"), params)
     db.session.execute(
-        text(
-            "INSERT INTO search_impacts (term, score, post_id)"
-            f" SELECT :term, bm25(posts_fts, {weights}) AS score, rowid FROM posts_fts"
-            " WHERE posts_fts MATCH :match ORDER BY score LIMIT :depth"
-        ),
-        params,
+        text(f"INSERT INTO search_impacts (term, score, post_id) {select_sql}"), params
     )
     stored, last = db.session.execute(
         text("SELECT count(*), max(score) FROM search_impacts WHERE term = :term"), params
     ).one()
+    db.session.execute(text("DELETE FROM search_impact_terms WHERE term = :term"), params)
     db.session.execute(
         text(
-            "INSERT OR REPLACE INTO search_impact_terms (term, docs, depth, last_score, complete)"
+            "INSERT INTO search_impact_terms (term, docs, depth, last_score, complete)"
             " VALUES (:term, :docs, :stored, :last, :complete)"
         ),
         params | {"docs": docs, "stored": stored, "last": last or 0.0, "complete": stored >= docs},
@@ -254,7 +317,5 @@ def _build_list(term: str, docs: int, depth: int, weights: str) -> None:
 
 
 def pending_changes() -> int:
-    """Posts changed since the lists were built (0 elsewhere than SQLite)."""
-    if db.session.get_bind().dialect.name != "sqlite":
-        return 0
+    """Posts changed since the lists were built."""
     return int(db.session.execute(text("SELECT count(*) FROM search_changes")).scalar() or 0)

@@ -19,9 +19,11 @@ How the parsed query is answered:
   to walk a btree index when there are no words. Nothing needs reindexing when a
   reader saves a private post.
 - Relevance: an exact title (one lookup in the `dogear_title_key` index) first, then
-  ts_rank_cd over every match, ties newest first, like the SQLite engine. ts_rank_cd
-  has no corpus statistics, but the score of several words is not the sum of each
-  word's, so SQLite's impact-ordered lists don't carry over: every match is scored.
+  ts_rank_cd over every match, ties newest first, like the SQLite engine. A word in
+  many posts has a list of its best posts (app/search/impacts.py): ts_rank_cd has no
+  corpus statistics, so a stored score is the score until its post changes, and a
+  one-word query is answered from the list (changed posts scored beside it). The
+  score of several words is not the sum of each word's, so those score every match.
 - Statements: one walk down the primary key finds the newest COUNT_CAP + 1 matches
   (their number is the count, the first POOL of them the pool whose facets are
   counted); when the pool holds every match, one more ranks it and counts its facets,
@@ -60,7 +62,7 @@ from sqlalchemy import text
 from app.extensions import db
 from app.models import Post, User
 from app.pagination import Page
-from app.search import engine
+from app.search import engine, impacts
 from app.search.engine import (
     MARK_CLOSE,
     MARK_OPEN,
@@ -145,6 +147,13 @@ def _term(term: Term, *, weights: str | None = None, within_field: bool = True) 
     if weights is None and not within_field:
         return f"({phrase('')})"
     return "(" + " | ".join(f"({phrase(w)})" for w in (weights or FIELD_WEIGHTS)) + ")"
+
+
+def ranked_text(word: str) -> str | None:
+    """The tsquery text a one-word query is ranked by (app/search/impacts.py builds
+    each word's list with it)."""
+    parts = _positive(Query(groups=[[Term(word)]]), within_field=False)
+    return " & ".join(f"({p})" for p in parts) or None
 
 
 def _any(parts: list[str | None]) -> str | None:
@@ -374,14 +383,17 @@ class PostgresSearch:
             last_page = max(1, -(-total // per_page))
             page = min(page, last_page)
             start = (page - 1) * per_page
-            if found > len(pool_ids):
+            if more or found > len(pool_ids):  # the pool doesn't hold every match
                 _, facets = self._pool(plan.query, pool_ids, sample)
-                top = self._ids(
-                    f"SELECT p.id FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS rq"
-                    f" WHERE {where} ORDER BY {RANK.format(q='rq')} DESC,"
-                    " p.published_on DESC NULLS LAST, p.id DESC LIMIT :limit",
-                    sql.params | {"limit": start + per_page + 1},
-                )
+                limit = start + per_page + 1
+                top = self._top_from_lists(plan, sql, limit)
+                if top is None:
+                    top = self._ids(
+                        f"SELECT p.id FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS rq"
+                        f" WHERE {where} ORDER BY {RANK.format(q='rq')} DESC,"
+                        " p.published_on DESC NULLS LAST, p.id DESC LIMIT :limit",
+                        sql.params | {"limit": limit},
+                    )
             else:
                 top, facets = self._pool(plan.query, pool_ids, sample, sql=sql, exact=exact)
             ranked_ids = sorted(exact, reverse=True) + [i for i in top if i not in exact]
@@ -420,6 +432,42 @@ class PostgresSearch:
             notes=tuple(plan.notes),
             last_page=last_page,
         )
+
+    def _top_from_lists(self, plan: _Plan, sql: _Sql, limit: int) -> list[int] | None:
+        """A one-word query's first `limit` posts from the word's list of best posts
+        (app/search/impacts.py), or None to score every match. ts_rank_cd has no
+        corpus statistics, so a stored score is the score until its post changes:
+        changed posts are scored afresh beside the list, and the answer is exact."""
+        q = plan.query
+        if (
+            sql.ranked is None
+            or len(q.groups) != 1
+            or len(q.groups[0]) != 1
+            or q.groups[0][0].prefix
+            or q.filters_for("author")
+        ):
+            return None
+        term = impacts.postgres_lexeme(sql.ranked)
+        if term is None:
+            return None
+        if not (q.excluded or q.filters):
+            user_id = plan.user.id if plan.user is not None else None
+            top = impacts.top_of_one_list(term, limit, user_id)
+            if top is not None:
+                return top
+        found = impacts.candidates([term], None)
+        if found is None:
+            return None
+        rows = self._rows(
+            f"SELECT p.id, -({RANK.format(q='rq')}) AS score"
+            f" FROM posts AS p, to_tsquery('{CONFIG}', :ranked) AS rq"
+            f" WHERE p.id = ANY(:candidates) AND {sql.where}"
+            " ORDER BY score, p.published_on DESC NULLS LAST, p.id DESC LIMIT :limit",
+            sql.params | {"candidates": found.ids, "limit": limit},
+        )
+        if len(rows) >= limit and rows[limit - 1][1] < found.bound:
+            return [row[0] for row in rows]
+        return None
 
     def _exact_title_ids(self, plan: _Plan, sql: _Sql) -> set[int]:
         """Posts whose whole title is the searched words, if the query is plain words:

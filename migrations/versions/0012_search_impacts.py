@@ -4,7 +4,8 @@ page of a common-word search is the true top 20 without scoring every match
 Revision ID: 0012
 Revises: 0011
 
-SQLite only (PostgreSQL ranks every match; see app/search/postgres.py).
+On PostgreSQL the same tables and a trigger function (its scores, ts_rank_cd, have no
+corpus statistics, so a stored score stays right until its post changes).
 
 - `search_impacts`: per stemmed index term, its `depth` best posts by the weighted
   bm25 of that term alone (lower is better), as FTS5 scores them; `WITHOUT ROWID`, keyed
@@ -100,15 +101,65 @@ NAMES = [
 ]
 
 
+# PostgreSQL: the same tables; one trigger function. Visibility is not in the search
+# vector there, so a private post's savers change nothing.
+POSTGRES_DDL = [
+    """CREATE TABLE search_impacts (
+        term TEXT NOT NULL,
+        score DOUBLE PRECISION NOT NULL,
+        post_id INTEGER NOT NULL,
+        PRIMARY KEY (term, score, post_id)
+    )""",
+    """CREATE TABLE search_impact_terms (
+        term TEXT NOT NULL PRIMARY KEY,
+        docs INTEGER NOT NULL,
+        depth INTEGER NOT NULL,
+        last_score DOUBLE PRECISION NOT NULL,
+        complete BOOLEAN NOT NULL
+    )""",
+    "CREATE TABLE search_changes (seq BIGSERIAL PRIMARY KEY, post_id INTEGER NOT NULL)",
+    """CREATE FUNCTION dogear_search_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_TABLE_NAME = 'topics' THEN
+            INSERT INTO search_changes (post_id)
+            SELECT post_id FROM post_topics WHERE topic_id = NEW.id;
+        ELSIF TG_TABLE_NAME = 'post_topics' THEN
+            INSERT INTO search_changes (post_id)
+            VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.post_id ELSE NEW.post_id END);
+        ELSE
+            INSERT INTO search_changes (post_id)
+            VALUES (CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END);
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER search_changes_posts AFTER INSERT OR DELETE OR UPDATE OF"
+    f" {INDEXED.removeprefix('id, ')} ON posts"
+    " FOR EACH ROW EXECUTE FUNCTION dogear_search_change()",
+    "CREATE TRIGGER search_changes_post_topics AFTER INSERT OR DELETE ON post_topics"
+    " FOR EACH ROW EXECUTE FUNCTION dogear_search_change()",
+    "CREATE TRIGGER search_changes_topics AFTER UPDATE OF slug, name ON topics"
+    " FOR EACH ROW EXECUTE FUNCTION dogear_search_change()",
+    "INSERT INTO search_changes (post_id) VALUES (0)",
+]
+
+
 def upgrade():
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for statement in DDL:
+    dialect = op.get_bind().dialect.name
+    for statement in DDL if dialect == "sqlite" else POSTGRES_DDL:
         op.execute(statement)
 
 
 def downgrade():
     if op.get_bind().dialect.name != "sqlite":
+        for trigger, table in (
+            ("search_changes_topics", "topics"),
+            ("search_changes_post_topics", "post_topics"),
+            ("search_changes_posts", "posts"),
+        ):
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS dogear_search_change()")
+        for table in ("search_changes", "search_impact_terms", "search_impacts"):
+            op.execute(f"DROP TABLE IF EXISTS {table}")
         return
     for kind, name in NAMES:
         op.execute(f"DROP {kind} IF EXISTS {name}")

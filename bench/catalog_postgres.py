@@ -108,6 +108,8 @@ def build(posts: int, readers: int = 1000, *, force: bool = False, log=print):
     _run_migrations(database_url(name))
     with psycopg.connect(_libpq(name)) as conn:
         _load(conn, posts, readers)
+    # Search's lists of each frequent word's best posts, as on a real instance.
+    _run_migrations(database_url(name), "search", "rebuild")
     with psycopg.connect(_libpq(name), autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '256MB'")  # rebuilding the GIN index
         conn.execute("VACUUM FULL posts")
@@ -126,7 +128,8 @@ def build(posts: int, readers: int = 1000, *, force: bool = False, log=print):
     return info
 
 
-def _run_migrations(url: str) -> None:
+def _run_migrations(url: str, *args: str) -> None:
+    """`dogear db upgrade` (or another command) against the catalog."""
     env = dict(os.environ)
     env.update(
         DOGEAR_DATABASE_URL=url,
@@ -136,12 +139,13 @@ def _run_migrations(url: str) -> None:
         DOGEAR_SECRET_KEY=secrets.token_urlsafe(36),
     )
     dogear = Path(sys.executable).with_name("dogear")
-    command = [str(dogear), "db", "upgrade"] if dogear.exists() else None
+    args = args or ("db", "upgrade")
+    command = [str(dogear), *args] if dogear.exists() else None
     if command is None:
-        command = [sys.executable, "-m", "flask", "--app", "app:create_app", "db", "upgrade"]
+        command = [sys.executable, "-m", "flask", "--app", "app:create_app", *args]
     done = subprocess.run(command, env=env, cwd=catalog.ROOT, capture_output=True, text=True)
     if done.returncode:
-        raise SystemExit(f"`dogear db upgrade` failed:\n{done.stderr[-2000:]}")
+        raise SystemExit(f"`dogear {' '.join(args)}` failed:\n{done.stderr[-2000:]}")
 
 
 def _load(conn: psycopg.Connection, posts: int, readers: int) -> None:

@@ -1,6 +1,7 @@
-"""Imports read as streams: a 50 MB export is read in bounded memory (measured in a
-process of its own), and a file that turns out broken half-way, or a CSV file with
-one enormous line, is a clear error that writes nothing."""
+"""Imports read as streams: a 50 MB export is previewed, and imported by the job, in
+under 100 MB with the file's own bytes (measured in a process of its own), and a file
+that turns out broken half-way, or a CSV file with one enormous line, is a clear error
+that writes nothing."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def count(model: Any) -> int:
 # --- files in the shapes real exports have --------------------------------------------------
 
 
-def dogear_entry(n: int) -> dict[str, Any]:
-    """One entry as app/imports/exports.py writes it."""
+def dogear_entry(n: int, longer: int = 0) -> dict[str, Any]:
+    """One entry as app/imports/exports.py writes it; `longer` words more of note."""
     day = f"2024-{1 + n % 12:02d}-{1 + n % 28:02d}"
     return {
         "url": f"https://example.org/articles/{n}-{words(n, 4).replace(' ', '-')}",
@@ -51,7 +52,7 @@ def dogear_entry(n: int) -> dict[str, Any]:
         "progress": (n * 13) % 101,
         "position": n,
         "resume_position": (n * 7) % 1000 if n % 3 else None,
-        "note": words(n, 40) if n % 4 == 0 else "",
+        "note": words(n, 40 if n % 4 == 0 else 0) + words(n + 1, longer),
         "rating": 1 + n % 5 if n % 6 == 0 else None,
         "added_at": f"{day}T10:15:00Z",
         "started_at": f"{day}T11:00:00Z" if n % 4 else None,
@@ -72,10 +73,13 @@ def dogear_entry(n: int) -> dict[str, Any]:
     }
 
 
-def write_dogear_export(path: Path, size: int, *, broken_at: float | None = None) -> int:
+def write_dogear_export(
+    path: Path, size: int, *, broken_at: float | None = None, longer: int = 0
+) -> int:
     """A Dogear export of about `size` bytes, written as exports.py writes it (the
     head, then an entry a line, then the reading history); `broken_at` (a fraction)
-    cuts the file there and goes on with text that isn't JSON. The entries written."""
+    cuts the file there and goes on with text that isn't JSON; `longer`: words more
+    in each entry's note (fewer entries). The entries written."""
     head = {
         "format": "dogear",
         "format_version": 1,
@@ -91,10 +95,11 @@ def write_dogear_export(path: Path, size: int, *, broken_at: float | None = None
             if broken_at is not None and out.tell() > size * broken_at:
                 out.write(',\n  {"url": "https://example.org/x", "state": saved}')
                 broken_at = None
-            out.write(("\n  " if n else "") + json.dumps(dogear_entry(n), ensure_ascii=False))
+            entry = json.dumps(dogear_entry(n, longer), ensure_ascii=False)
+            out.write(("\n  " if n else "") + entry)
             out.write(",")
             n += 1
-        out.write("\n  " + json.dumps(dogear_entry(n)) + '\n ],\n "activity": [')
+        out.write("\n  " + json.dumps(dogear_entry(n, longer)) + '\n ],\n "activity": [')
         written = n + 1
         history = {"url": "https://example.org/gone", "post_key": None, "from": 0, "to": 50}
         out.write(
@@ -104,13 +109,14 @@ def write_dogear_export(path: Path, size: int, *, broken_at: float | None = None
     return written
 
 
-def omnivore_item(n: int) -> dict[str, Any]:
-    """One saved item as Omnivore's export lists it in metadata_*.json."""
+def omnivore_item(n: int, longer: int = 0) -> dict[str, Any]:
+    """One saved item as Omnivore's export lists it in metadata_*.json; `longer`
+    words more of description."""
     return {
         "id": f"5d2f0a1c-{n:08d}",
         "slug": f"{words(n, 4).replace(' ', '-')}-{n:x}",
         "title": words(n, 8).capitalize(),
-        "description": words(n, 30),
+        "description": words(n, 30 + longer),
         "author": "Ada Writer",
         "url": f"https://example.org/omnivore/{n}",
         "state": "ARCHIVED" if n % 5 == 0 else "SUCCEEDED",
@@ -123,13 +129,14 @@ def omnivore_item(n: int) -> dict[str, Any]:
     }
 
 
-def write_omnivore_metadata(path: Path, size: int) -> int:
-    """One metadata JSON of about `size` bytes (Omnivore's indented style); the items."""
+def write_omnivore_metadata(path: Path, size: int, longer: int = 0) -> int:
+    """One metadata JSON of about `size` bytes (Omnivore's indented style), `longer`
+    words more in each item's description; the items."""
     n = 0
     with path.open("w", encoding="utf-8") as out:
         out.write("[")
         while out.tell() < size - 1_000:
-            out.write(("," if n else "") + "\n" + json.dumps(omnivore_item(n), indent=2))
+            out.write(("," if n else "") + "\n" + json.dumps(omnivore_item(n, longer), indent=2))
             n += 1
         out.write("\n]\n")
     return n
@@ -163,24 +170,28 @@ def write_omnivore_zip(path: Path, size: int) -> int:
 # --- memory, in a process of its own ----------------------------------------------------------
 
 # Memory is the process's own: its high-water mark of resident memory (VmHWM) against
-# its resident memory once the file's bytes are in it, after Dogear and its libraries
-# are imported and the app is made: the import is handed the bytes (the web upload and
-# the stored Upload hold them), and what it takes beyond them is its own. The mark is
-# reset once the bytes are read (reading a file has a peak of its own). Not
-# ru_maxrss: it carries the mark of the process image before exec, the forked pytest
-# process. Resident memory counts the parsers' C allocations (ijson's, zlib's), which
-# tracemalloc would not see, and a process of its own is not disturbed by other tests.
-# Two measures, in this order: reading the file as a stream of rows (the format's
-# parser alone: bounded whatever the size), then `services.preview`, what the web
-# upload and `dogear import` call, which holds every entry of the file at once (as
-# the import job does) to collapse duplicates and compare them with the list.
-PREVIEW = """
+# its resident memory before the file's bytes are read, after Dogear and its libraries
+# are imported and the app is made, so what is measured includes the file itself (the
+# web upload and the stored Upload hold it). The mark is reset there. Not ru_maxrss:
+# it carries the mark of the process image before exec, the forked pytest process.
+# Resident memory counts the parsers' C allocations (ijson's, zlib's) and the
+# database driver's, which tracemalloc would not see, and a process of its own is not
+# disturbed by other tests.
+#
+# `preview`: the file is read, then as a stream of rows (the format's parser alone:
+# bounded whatever the size, measured from once the bytes are in), then
+# `services.preview`, what the web upload and `dogear import` call. With `store`, the
+# upload is then kept (as `services.store_upload` keeps it) and confirmed, and the run
+# printed: `job` runs it in another fresh process, `commit.run_import` as the worker
+# does, which reads the stored file from the database itself.
+MEASURE = """
 import json, sys, time
 from app import create_app
 from app.extensions import db
 from app.imports import services
 from app.imports.detect import detect
-from app.models import User
+from app.models import Entry, JobRun, Upload, User
+from sqlalchemy import func, select
 
 def status(name):
     with open("/proc/self/status") as lines:
@@ -194,7 +205,7 @@ def resident():
 def peak():
     return status("VmHWM")
 
-uri, instance, user_id, path = sys.argv[1:5]
+mode, uri, instance, user_id, path = sys.argv[1:6]
 app = create_app({
     "TESTING": True, "INSTANCE_PATH": instance, "SQLALCHEMY_DATABASE_URI": uri,
     "SECRET_KEY": "test-secret-key-that-is-long-enough-123456", "DEMO": False,
@@ -202,42 +213,68 @@ app = create_app({
 with app.app_context():
     user = db.session.get(User, int(user_id))
     db.session.commit()
-    empty = resident()
-    with open(path, "rb") as stream:
-        data = stream.read()
     try:
         with open("/proc/self/clear_refs", "w") as marks:
             marks.write("5")  # the high-water mark starts again from here
     except OSError:
-        pass  # (then the file's own reading counts too)
-    before = resident()
-    started = time.perf_counter()
-    rows = sum(1 for _ in detect(data).parse(data))
-    streamed, stream_seconds = peak() - before, time.perf_counter() - started
-    started = time.perf_counter()
-    result = services.preview(user, data, path)
-    print(json.dumps({
-        "format": result.format, "new": result.new, "problems": result.problems,
-        "history": result.history, "rows": rows, "size": len(data),
-        "stream_growth": streamed, "stream_seconds": round(stream_seconds, 1),
-        "preview_growth": peak() - before, "with_file": peak() - empty,
-        "preview_seconds": round(time.perf_counter() - started, 1),
-    }))
+        pass  # (then what came before counts too)
+    empty = resident()
+    report = {}
+    if mode == "job":
+        started = time.perf_counter()
+        outcome = services.run_import(int(path))
+        with_file, seconds = peak() - empty, time.perf_counter() - started
+        db.session.rollback()
+        run = db.session.get(JobRun, int(path))
+        report = {
+            "outcome": outcome, "status": run.status, "done": run.done, "total": run.total,
+            "result": services.run_result(run), "with_file": with_file,
+            "entries": db.session.scalar(
+                select(func.count()).select_from(Entry).where(Entry.user_id == user.id)
+            ),
+            "seconds": round(seconds, 1),
+        }
+    else:
+        with open(path, "rb") as stream:
+            data = stream.read()
+        loaded = resident()
+        started = time.perf_counter()
+        rows = sum(1 for _ in detect(data).parse(data))
+        streamed, stream_seconds = peak() - loaded, time.perf_counter() - started
+        started = time.perf_counter()
+        result = services.preview(user, data, path)
+        report = {
+            "format": result.format, "new": result.new, "problems": result.problems,
+            "history": result.history, "rows": rows, "size": len(data),
+            "stream_growth": streamed, "stream_seconds": round(stream_seconds, 1),
+            "with_file": peak() - empty,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if mode == "store":
+            upload = Upload(
+                user_id=user.id, filename="upload", format=result.format, size=len(data),
+                data=data, options=json.dumps({"preview": result.to_dict()}),
+            )
+            db.session.add(upload)
+            db.session.commit()
+            report["run"] = services.start_import(user, upload.id, "skip", enqueue=False).id
+    print(json.dumps(report))
 """
 
 
-def preview_apart(app, user, path: Path, tmp_path: Path) -> dict[str, Any]:
-    """`services.preview` (what the web upload and `dogear import` call) of the file,
-    in a fresh Python process, with how much memory it took."""
+def measure_apart(app, user, mode: str, what: Path | int, tmp_path: Path) -> dict[str, Any]:
+    """MEASURE in a fresh Python process: `preview` (or `store`) of the file at `what`,
+    or the `job` of the run `what`, with how much memory it took."""
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
         [
             sys.executable,
             "-c",
-            PREVIEW,
+            MEASURE,
+            mode,
             app.config["SQLALCHEMY_DATABASE_URI"],
             str(tmp_path / "apart"),
             str(user.id),
-            str(path),
+            str(what),
         ],
         cwd=ROOT,
         capture_output=True,
@@ -247,15 +284,30 @@ def preview_apart(app, user, path: Path, tmp_path: Path) -> dict[str, Any]:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    print(path.name, report)  # shown with -s: the measurements the report quotes
+    print(mode, what, report)  # shown with -s: the measurements the report quotes
     return report
+
+
+def preview_apart(app, user, path: Path, tmp_path: Path) -> dict[str, Any]:
+    """`services.preview` (what the web upload and `dogear import` call) of the file."""
+    return measure_apart(app, user, "preview", path, tmp_path)
 
 
 def assert_bounded(report: dict[str, Any]) -> None:
     assert report["size"] > 49_000_000
     # The parser holds a row or so (and a zip's directory: 30,000 members here).
     assert report["stream_growth"] < 20_000_000, report
-    assert report["preview_growth"] < MEMORY, report
+    assert report["with_file"] < MEMORY, report  # the file's 50 MB included
+
+
+def assert_job_bounded(app, user, run_id: int, entries: int, tmp_path: Path) -> None:
+    """The confirmed import, run as the worker runs it: every entry written, the
+    file's bytes (read from the database) included in under 100 MB."""
+    report = measure_apart(app, user, "job", run_id, tmp_path)
+    assert (report["outcome"], report["status"]) == ("done", "done"), report
+    assert report["entries"] == entries
+    assert report["result"] == {"created": entries, "updated": 0, "unchanged": 0}
+    assert report["with_file"] < MEMORY, report
 
 
 def test_a_50_mb_dogear_export_is_read_in_under_100_mb(app, make_user, tmp_path: Path):
@@ -271,6 +323,19 @@ def test_a_50_mb_dogear_export_is_read_in_under_100_mb(app, make_user, tmp_path:
     assert_bounded(report)
 
 
+def test_a_50_mb_dogear_export_is_imported_in_under_100_mb(app, make_user, tmp_path: Path):
+    # Longer notes: fewer entries to write (a quicker test), as many bytes to hold.
+    path = tmp_path / "dogear.json"
+    written = write_dogear_export(path, SIZE, longer=900)
+    user = make_user()
+
+    report = measure_apart(app, user, "store", path, tmp_path)
+
+    assert (report["format"], report["new"], report["history"]) == ("dogear-json", written, 3)
+    assert_bounded(report)
+    assert_job_bounded(app, user, report["run"], written, tmp_path)
+
+
 def test_a_50_mb_omnivore_metadata_file_is_read_in_under_100_mb(app, make_user, tmp_path: Path):
     path = tmp_path / "metadata_0_to_99999.json"
     written = write_omnivore_metadata(path, SIZE)
@@ -281,6 +346,21 @@ def test_a_50_mb_omnivore_metadata_file_is_read_in_under_100_mb(app, make_user, 
     assert report["format"] == "omnivore-json"
     assert (report["new"], report["problems"], report["rows"]) == (written, 0, written)
     assert_bounded(report)
+
+
+def test_a_50_mb_omnivore_metadata_file_is_imported_in_under_100_mb(
+    app, make_user, tmp_path: Path
+):
+    # Longer descriptions: fewer entries to write (a quicker test), as many bytes.
+    path = tmp_path / "metadata_0_to_9999.json"
+    written = write_omnivore_metadata(path, SIZE, longer=900)
+    user = make_user()
+
+    report = measure_apart(app, user, "store", path, tmp_path)
+
+    assert (report["format"], report["new"], report["problems"]) == ("omnivore-json", written, 0)
+    assert_bounded(report)
+    assert_job_bounded(app, user, report["run"], written, tmp_path)
 
 
 def test_a_50_mb_omnivore_zip_is_read_in_under_100_mb(app, make_user, tmp_path: Path):
@@ -380,7 +460,7 @@ def test_a_csv_line_of_50_mb_is_left_out_in_bounded_memory(app, make_user, tmp_p
     assert report["format"] == "pocket-csv"
     assert (report["new"], report["problems"], report["rows"]) == (4, 1, 5)
     assert report["stream_growth"] < 5_000_000, report  # never the line whole
-    assert report["preview_growth"] < MEMORY, report
+    assert report["with_file"] < MEMORY, report
     assert (count(Upload), count(Entry), count(Post)) == (0, 0, 0)
 
 

@@ -36,7 +36,8 @@ class ImportedEntry:
     `url` is normalised; `title`, `note` and tags are plain text; `state` and
     `progress` are Dogear's (the format module maps its own words onto them). A date
     the file lacks is None (the commit uses the time of the import) with a warning.
-    Slotted: an import holds every entry of its file at once (up to 100,000).
+    Slotted: small in memory and when an import keeps its entries in a temporary
+    file (preview.EntryStore) rather than in memory.
     """
 
     url: str | None

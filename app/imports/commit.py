@@ -1,6 +1,9 @@
 """The import job: committing a confirmed upload to the reader's list.
 
-`run_import` commits CHUNK_SIZE entries per short write transaction, and moves the
+`run_import` reads the stored file again as a stream (its entries go to a temporary
+file, preview.py's EntryStore, so memory stays bounded whatever the file's size: the
+file's bytes are read from the database a piece at a time and let go once parsed),
+commits CHUNK_SIZE entries per short write transaction, and moves the
 run's cursor (JSON on the JobRun: how far it got, what it counted, what undoing
 needs) in that same transaction, so a job a dead worker dropped resumes where it was
 without doing anything twice, and a second copy of the job stops (`Superseded`)
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +26,14 @@ from sqlalchemy import delete, func, select, update
 from app.db import write_transaction
 from app.extensions import db
 from app.imports import ImportedEntry
-from app.imports.detect import FORMATS
+from app.imports.detect import FORMATS, Format
 from app.imports.posts import FETCHABLE, create_posts, posts_for, queue_fetches, request_fetches
-from app.imports.preview import CHUNK_SIZE, ParsedFile, drop_unknown_catalog_posts, read_file
+from app.imports.preview import (
+    CHUNK_SIZE,
+    ParsedFile,
+    drop_unknown_catalog_posts,
+    read_file,
+)
 from app.imports.undo import snapshot_of, start_undo, take_snapshot, undo
 from app.models import Activity, Entry, JobRun, Upload, utcnow
 from app.tags.services import ensure_tags, insert_ignoring, link_tags
@@ -39,25 +48,46 @@ class Superseded(Exception):
     """Another run of the same job moved the cursor first: this one stops."""
 
 
+PIECE = 1 << 20  # bytes of the stored file read from the database at a time
+
+
 @dataclass
 class Plan:
     """The file's entries in the order they are committed (the order of the saved
-    list, oldest saved first), then the reading history of posts not listed."""
+    list, oldest saved first), then the reading history of posts not listed: their
+    indices in the parsed file's stores, the entries themselves read as committed."""
 
-    items: list[ImportedEntry]
+    parsed: ParsedFile
+    order: list[int]  # indices into parsed.entries, in the order they are committed
     keep_positions: bool  # Dogear's own export: positions as the file has them
+
+    @property
+    def total(self) -> int:
+        return len(self.order) + len(self.parsed.history)
+
+    def items(self, start: int, size: int) -> list[ImportedEntry]:
+        """The `size` items from the `start`th on."""
+        entries, history = self.parsed.entries, self.parsed.history
+        listed = len(self.order)
+        return [
+            entries[self.order[i]] if i < listed else history[i - listed]
+            for i in range(start, min(start + size, self.total))
+        ]
 
 
 def _plan(parsed: ParsedFile, fallback: datetime) -> Plan:
-    entries = parsed.entries
-    keep = bool(entries) and all(e.position is not None for e in entries)
+    positions: list[int | None] = []
+    added: list[datetime | None] = []
+    for entry in parsed.entries:
+        positions.append(entry.position)
+        added.append(entry.added_at)
+    keep = bool(positions) and all(p is not None for p in positions)
 
-    def order(pair: tuple[int, ImportedEntry]) -> tuple[Any, int]:
-        index, entry = pair
-        return (entry.position if keep else entry.added_at or fallback), index
+    def order(index: int) -> tuple[Any, int]:
+        return (positions[index] if keep else added[index] or fallback), index
 
-    ordered = [entry for _, entry in sorted(enumerate(entries), key=order)]
-    return Plan(items=ordered + parsed.history, keep_positions=keep)
+    ordered = sorted(range(len(positions)), key=order)
+    return Plan(parsed=parsed, order=ordered, keep_positions=keep)
 
 
 def run_import(run_id: int) -> str:
@@ -77,17 +107,18 @@ def run_import(run_id: int) -> str:
         upload = db.session.get(Upload, cursor["upload"])
         if upload is None:
             raise RuntimeError("the uploaded file is gone")
-        data, fmt, options = upload.data, FORMATS.get(upload.format), json.loads(upload.options)
-        db.session.commit()  # no read transaction stays open while the file is parsed
-        parsed = read_file(data, fmt)
-        drop_unknown_catalog_posts(parsed)
-        if "now" not in cursor:
-            cursor = _prepare(run_id, cursor, upload.id, parsed, options.get("existing"))
-        snapshot = snapshot_of(upload.id)
-        plan = _plan(parsed, datetime.fromisoformat(cursor["now"]))
-        while cursor["next"] < len(plan.items):
-            chunk = plan.items[cursor["next"] : cursor["next"] + CHUNK_SIZE]
-            cursor = _commit_chunk(run_id, cursor, chunk, plan, snapshot)
+        upload_id, fmt = upload.id, FORMATS.get(upload.format)
+        options = json.loads(upload.options)
+        db.session.commit()
+        with _read_upload(upload_id, fmt) as parsed:
+            drop_unknown_catalog_posts(parsed)
+            if "now" not in cursor:
+                cursor = _prepare(run_id, cursor, upload_id, parsed, options.get("existing"))
+            snapshot = snapshot_of(upload_id)
+            plan = _plan(parsed, datetime.fromisoformat(cursor["now"]))
+            while cursor["next"] < plan.total:
+                chunk = plan.items(cursor["next"], CHUNK_SIZE)
+                cursor = _commit_chunk(run_id, cursor, chunk, plan, snapshot)
         _finish(run_id, cursor)
         return "done"
     except Superseded:
@@ -99,6 +130,29 @@ def run_import(run_id: int) -> str:
         start_undo(run_id, error)
         undo(run_id)
         return "failed"
+
+
+def _read_upload(upload_id: int, fmt: Format | None) -> ParsedFile:
+    """The stored file, parsed (preview.read_file). Its bytes are read from the
+    database a piece at a time into a temporary file, then in one read from there
+    (one copy of the file in memory, never two), and let go once parsed (but for an
+    Omnivore .zip, whose articles are read from it as they are committed). No read
+    transaction stays open while the file is parsed."""
+    size = db.session.scalar(select(func.length(Upload.data)).where(Upload.id == upload_id))
+    if size is None:
+        raise RuntimeError("the uploaded file is gone")
+    with tempfile.TemporaryFile() as spool:
+        for start in range(0, size, PIECE):
+            piece = db.session.scalar(
+                select(func.substr(Upload.data, start + 1, PIECE)).where(Upload.id == upload_id)
+            )
+            spool.write(bytes(piece or b""))
+        db.session.commit()
+        spool.seek(0)
+        data = spool.read()
+    if len(data) != size:
+        raise RuntimeError("the uploaded file changed while it was read")
+    return read_file(data, fmt)
 
 
 def _now_iso() -> str:
@@ -141,10 +195,14 @@ def _prepare(
     user_id = run.created_by_id if run else None
     with write_transaction():
         base = db.session.scalar(select(func.max(Entry.position)).where(Entry.user_id == user_id))
-        snapshot = take_snapshot(user_id, parsed.entries) if existing == "update" else []
-        upload = db.session.get(Upload, upload_id)
-        options = json.loads(upload.options)
-        upload.options = json.dumps({**options, "snapshot": snapshot})
+        snapshot = []
+        if existing == "update":
+            for chunk in parsed.entries.chunks():
+                snapshot.extend(take_snapshot(user_id, chunk))
+        if snapshot:  # (none: the upload's row, file and all, needn't be written again)
+            upload = db.session.get(Upload, upload_id)
+            options = json.loads(upload.options)
+            upload.options = json.dumps({**options, "snapshot": snapshot})
         new = {
             **cursor,
             "now": _now_iso(),
@@ -190,7 +248,7 @@ def _commit_chunk(
             cursor,
             new,
             done=new["next"],
-            message=f"Imported {new['next']:,} of {len(plan.items):,}.",
+            message=f"Imported {new['next']:,} of {plan.total:,}.",
         )
     queue_fetches(delays)
     return new

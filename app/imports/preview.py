@@ -1,10 +1,12 @@
 """Reading an uploaded file into a preview: what importing it would do. Nothing here
 writes.
 
-`read_file` recognises the file, parses it whole, collapses duplicate addresses and
-keeps the rows it could not read (with where and why); `preview` compares the result
-with the reader's list and counts what would be new, already there, left out or
-warned about. The import job (commit.py) reads the stored file again with the same
+`read_file` recognises the file, parses it as a stream, collapses duplicate addresses
+and keeps the rows it could not read (with where and why); the entries go to an
+`EntryStore` (a temporary file), not memory, so a 50 MB file is read in bounded
+memory. `preview` compares them, a chunk at a time, with the reader's list and counts
+what would be new, already there, left out or warned about, keeping only the few
+rows it shows. The import job (commit.py) reads the stored file again with the same
 `read_file` and `drop_unknown_catalog_posts`.
 
 `CHUNK_SIZE` and `chunks` live here, at the bottom of the package, because the
@@ -13,8 +15,12 @@ preview, the job and the undo all batch by them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+import pickle
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 from urllib.parse import unquote
 
@@ -40,19 +46,109 @@ class FileTooLarge(UnreadableFile):
 # --- reading a file ----------------------------------------------------------------------
 
 
+# An entry is kept as the list of its fields (quicker both ways than the dataclass),
+# but for its article reader, which stays in memory.
+_NAMES = [f.name for f in fields(ImportedEntry)]
+_FIELDS_OF = attrgetter(*_NAMES)
+_CONTENT = _NAMES.index("content")
+
+
+class EntryStore:
+    """Entries kept in a temporary file (pickled), one after another, rather than in
+    memory: a file's entries, however many, are read back one or a chunk at a time,
+    in the order they were added, or by their index. A small store stays in memory;
+    past SPOOL bytes it moves to disk. The article reader of an entry (`content`, a
+    function) stays in memory (only Omnivore's .zip has them)."""
+
+    SPOOL = 2_000_000
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=self.SPOOL)  # noqa: SIM115
+        self._offsets = array("q")
+        self._lengths = array("q")
+        self._end = 0
+        self._content: dict[int, Callable[[], str | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def append(self, entry: ImportedEntry) -> int:
+        self._offsets.append(0)
+        self._lengths.append(0)
+        index = len(self._offsets) - 1
+        self.replace(index, entry)
+        return index
+
+    def replace(self, index: int, entry: ImportedEntry) -> None:
+        """Keep `entry` as the store's `index`th (written afresh at the end)."""
+        values = _FIELDS_OF(entry)
+        kept = [*values[:_CONTENT], *values[_CONTENT + 1 :]]
+        body = pickle.dumps(kept, pickle.HIGHEST_PROTOCOL)
+        if entry.content is not None:
+            self._content[index] = entry.content
+        self._file.seek(self._end)
+        self._file.write(body)
+        self._offsets[index], self._lengths[index] = self._end, len(body)
+        self._end += len(body)
+
+    def __getitem__(self, index: int) -> ImportedEntry:
+        self._file.seek(self._offsets[index])
+        values = pickle.loads(self._file.read(self._lengths[index]))  # noqa: S301 - our own
+        values.insert(_CONTENT, self._content.get(index))
+        return ImportedEntry(*values)
+
+    def __iter__(self) -> Iterator[ImportedEntry]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def chunks(self, size: int = 0) -> Iterator[list[ImportedEntry]]:
+        """The entries in order, `size` (CHUNK_SIZE) at a time."""
+        size = size or CHUNK_SIZE
+        for start in range(0, len(self), size):
+            yield [self[i] for i in range(start, min(start + size, len(self)))]
+
+    def keep(self, indices: Iterable[int]) -> None:
+        """Keep only the entries at `indices` (in that order), renumbered from 0."""
+        offsets, lengths, content = array("q"), array("q"), {}
+        for new, old in enumerate(indices):
+            offsets.append(self._offsets[old])
+            lengths.append(self._lengths[old])
+            if old in self._content:
+                content[new] = self._content[old]
+        self._offsets, self._lengths, self._content = offsets, lengths, content
+
+    def close(self) -> None:
+        self._file.close()
+
+
 @dataclass
 class ParsedFile:
     format: Format
-    entries: list[ImportedEntry]  # one per address, in the file's order
-    history: list[ImportedEntry]  # Dogear's own: reading history of posts not listed
+    entries: EntryStore  # one per address, in the file's order
+    history: EntryStore  # Dogear's own: reading history of posts not listed
     problems: list[ImportProblem] = field(default_factory=list)  # the first few hundred
     problem_count: int = 0
     duplicates: int = 0
+    # The entries (and history) named by a catalog key alone: {index: key}.
+    keyed: dict[str, dict[int, str]] = field(
+        default_factory=lambda: {"entries": {}, "history": {}}
+    )
+
+    def close(self) -> None:
+        self.entries.close()
+        self.history.close()
+
+    def __enter__(self) -> ParsedFile:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def read_file(data: bytes, fmt: Format | None = None) -> ParsedFile:
-    """Parse the whole file (recognising it unless `fmt` says what it is): entries
-    with duplicate addresses collapsed into one, and the rows left out.
+    """Parse the whole file as a stream (recognising it unless `fmt` says what it
+    is): entries with duplicate addresses collapsed into one, kept in a temporary
+    file (close the result, or use it as a context manager), and the rows left out.
 
     UnreadableFile when the file can't be read at all or has more than
     IMPORT_MAX_ENTRIES rows."""
@@ -64,40 +160,37 @@ def read_file(data: bytes, fmt: Format | None = None) -> ParsedFile:
             f"{_megabytes(max_bytes)}. Split it, or export less at once."
         )
     fmt = fmt or detect(data)
-    by_identity: dict[str, ImportedEntry] = {}
-    shared: dict[str, str] = {}
-    parsed = ParsedFile(format=fmt, entries=[], history=[])
-    for rows, row in enumerate(fmt.parse(data), start=1):
-        if rows > max_entries:
-            raise UnreadableFile(
-                f"The file has more than {max_entries:,} entries; Dogear imports at most "
-                f"{max_entries:,} at once. Split it and import the parts one after another."
-            )
-        if isinstance(row, ImportProblem):
-            parsed.problem_count += 1
-            if len(parsed.problems) < PROBLEMS_KEPT:
-                parsed.problems.append(row)
-        elif row.history_only:
-            parsed.history.append(row)
-        elif (kept := by_identity.get(row.identity)) is not None:
-            _merge(kept, row)
-            parsed.duplicates += 1
-        else:
-            by_identity[row.identity] = _share(row, shared)
-    parsed.entries = list(by_identity.values())
+    by_identity: dict[str, int] = {}  # identity: index in parsed.entries
+    parsed = ParsedFile(format=fmt, entries=EntryStore(), history=EntryStore())
+    try:
+        for rows, row in enumerate(fmt.parse(data), start=1):
+            if rows > max_entries:
+                raise UnreadableFile(
+                    f"The file has more than {max_entries:,} entries; Dogear imports at "
+                    f"most {max_entries:,} at once. Split it and import the parts one "
+                    "after another."
+                )
+            if isinstance(row, ImportProblem):
+                parsed.problem_count += 1
+                if len(parsed.problems) < PROBLEMS_KEPT:
+                    parsed.problems.append(row)
+            elif row.history_only:
+                index = parsed.history.append(row)
+                if row.post_key and not row.url:
+                    parsed.keyed["history"][index] = row.post_key
+            elif (index := by_identity.get(row.identity)) is not None:
+                kept = parsed.entries[index]
+                _merge(kept, row)
+                parsed.entries.replace(index, kept)
+                parsed.duplicates += 1
+            else:
+                index = by_identity[row.identity] = parsed.entries.append(row)
+                if row.post_key and not row.url:
+                    parsed.keyed["entries"][index] = row.post_key
+    except BaseException:
+        parsed.close()
+        raise
     return parsed
-
-
-def _share(entry: ImportedEntry, shared: dict[str, str]) -> ImportedEntry:
-    """The entry with the words many entries repeat (its state, author, site and
-    tags) kept once for the whole file, not once per entry: every entry of a file is
-    held at once."""
-    entry.state = shared.setdefault(entry.state, entry.state)
-    entry.author = shared.setdefault(entry.author, entry.author)
-    entry.site_name = shared.setdefault(entry.site_name, entry.site_name)
-    if entry.tags:
-        entry.tags = [shared.setdefault(tag, tag) for tag in entry.tags]
-    return entry
 
 
 def _merge(kept: ImportedEntry, other: ImportedEntry) -> None:
@@ -171,40 +264,66 @@ class Preview:
 
 
 def preview(user: User, data: bytes, filename: str = "") -> Preview:
-    """Read the file and compare it with the reader's list; writes nothing."""
-    parsed = read_file(data)
-    drop_unknown_catalog_posts(parsed)
-    existing = _existing_entries(user.id, parsed.entries)
-    new = [e for e in parsed.entries if e.identity not in existing]
-    old = [e for e in parsed.entries if e.identity in existing]
-    states = {state: 0 for state in STATE_LABELS}
-    for entry in new:
-        states[entry.state] += 1
-    warned = [e for e in parsed.entries if e.warnings]
-    return Preview(
-        format=parsed.format.name,
-        label=parsed.format.label,
-        filename=filename[:255],
-        size=len(data),
-        new=len(new),
-        existing=len(old),
-        problems=parsed.problem_count,
-        duplicates=parsed.duplicates,
-        warnings=len(warned),
-        history=sum(len(e.activity) for e in parsed.history),
-        tags=len({tag for e in parsed.entries for tag in e.tags}),
-        with_content=sum(1 for e in parsed.entries if e.content is not None),
-        states=states,
-        sample_new=[_describe(e) for e in new[:SAMPLE]],
-        sample_existing=[
-            {**_describe(e), "current": STATE_LABELS[existing[e.identity]]} for e in old[:SAMPLE]
-        ],
-        sample_problems=[{"where": p.where, "reason": p.reason} for p in parsed.problems[:SAMPLE]],
-        sample_warnings=[
-            {"where": e.where, "title": e.title or e.url or "", "reason": "; ".join(e.warnings)}
-            for e in warned[:SAMPLE]
-        ],
-    )
+    """Read the file and compare it with the reader's list; writes nothing. The
+    entries are compared a chunk at a time; only the rows shown are kept."""
+    with read_file(data) as parsed:
+        drop_unknown_catalog_posts(parsed)
+        new, old = 0, 0
+        states = {state: 0 for state in STATE_LABELS}
+        warned, with_content = 0, 0
+        tags: set[str] = set()
+        sample_new: list[dict[str, Any]] = []
+        sample_existing: list[dict[str, Any]] = []
+        sample_warnings: list[dict[str, str]] = []
+        for chunk in parsed.entries.chunks():
+            existing = _existing_entries(user.id, chunk)
+            for entry in chunk:
+                current = existing.get(entry.identity)
+                if current is None:
+                    new += 1
+                    states[entry.state] += 1
+                    if len(sample_new) < SAMPLE:
+                        sample_new.append(_describe(entry))
+                else:
+                    old += 1
+                    if len(sample_existing) < SAMPLE:
+                        sample_existing.append(
+                            {**_describe(entry), "current": STATE_LABELS[current]}
+                        )
+                if entry.warnings:
+                    warned += 1
+                    if len(sample_warnings) < SAMPLE:
+                        sample_warnings.append(
+                            {
+                                "where": entry.where,
+                                "title": entry.title or entry.url or "",
+                                "reason": "; ".join(entry.warnings),
+                            }
+                        )
+                tags.update(entry.tags)
+                with_content += entry.content is not None
+        history = sum(len(e.activity) for e in parsed.history)
+        return Preview(
+            format=parsed.format.name,
+            label=parsed.format.label,
+            filename=filename[:255],
+            size=len(data),
+            new=new,
+            existing=old,
+            problems=parsed.problem_count,
+            duplicates=parsed.duplicates,
+            warnings=warned,
+            history=history,
+            tags=len(tags),
+            with_content=with_content,
+            states=states,
+            sample_new=sample_new,
+            sample_existing=sample_existing,
+            sample_problems=[
+                {"where": p.where, "reason": p.reason} for p in parsed.problems[:SAMPLE]
+            ],
+            sample_warnings=sample_warnings,
+        )
 
 
 def _describe(entry: ImportedEntry) -> dict[str, Any]:
@@ -244,21 +363,23 @@ def _existing_entries(user_id: int, entries: Iterable[ImportedEntry]) -> dict[st
 def drop_unknown_catalog_posts(parsed: ParsedFile) -> None:
     """Dogear's own export names a catalog post without an address by its catalog
     key; one this Dogear's catalog lacks can't be imported."""
-    keys = [e.post_key for e in [*parsed.entries, *parsed.history] if e.post_key and not e.url]
+    keys = [*parsed.keyed["entries"].values(), *parsed.keyed["history"].values()]
     if not keys:
         return
     known = _catalog_keys(keys)
     for group in ("entries", "history"):
-        kept = []
-        for entry in getattr(parsed, group):
-            if entry.url or entry.post_key in known:
-                kept.append(entry)
-                continue
+        store: EntryStore = getattr(parsed, group)
+        keyed = parsed.keyed[group]
+        unknown = {index for index, key in keyed.items() if key not in known}
+        if not unknown:
+            continue
+        for index in sorted(unknown):
             parsed.problem_count += 1
             if len(parsed.problems) < PROBLEMS_KEPT:
                 reason = "A catalog post (without an address) this Dogear lacks."
-                parsed.problems.append(ImportProblem(entry.where, reason))
-        setattr(parsed, group, kept)
+                parsed.problems.append(ImportProblem(store[index].where, reason))
+        store.keep(i for i in range(len(store)) if i not in unknown)
+        parsed.keyed[group] = {}
 
 
 def _catalog_keys(keys: list[str]) -> set[str]:

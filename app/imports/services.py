@@ -14,14 +14,15 @@ posts.py (the posts it links to) and undo.py (taking it all back on failure).
 from __future__ import annotations
 
 import json
+import struct
 from datetime import datetime, timedelta
 
 from flask import abort
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from app.db import write_transaction
 from app.extensions import db
-from app.imports.commit import KIND
+from app.imports.commit import KIND, PIECE
 from app.imports.commit import run_import as run_import  # re-exported: tests call services.*
 from app.imports.preview import SAMPLE as SAMPLE  # re-exported: tests call services.*
 from app.imports.preview import Preview, preview
@@ -47,8 +48,47 @@ def store_upload(user: User, filename: str, data: bytes) -> tuple[Upload, Previe
             data=data,
             options=json.dumps({"preview": result.to_dict()}),
         )
-        db.session.add(upload)
+        _add_upload(upload, data)
     return upload, result
+
+
+_PGCOPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # COPY's binary header
+
+
+def _add_upload(upload: Upload, data: bytes) -> None:
+    """Insert the upload with its file (in the caller's transaction).
+
+    On PostgreSQL the file is streamed, a PIECE at a time, into a temporary table
+    (COPY) and moved into the row there: a bytea parameter would be copied whole by
+    the driver, 50 MB more for a 50 MB file. SQLite copies the bytes whole however
+    they are sent (its `data` isn't the row's last column, so even a zeroblob() is
+    made whole to build the row): there, the row is inserted as is."""
+    connection = db.session.connection()
+    if connection.dialect.name != "postgresql" or not data:
+        db.session.add(upload)
+        return
+    upload.data = b""
+    db.session.add(upload)
+    db.session.flush()
+    connection.exec_driver_sql(
+        "CREATE TEMPORARY TABLE upload_spool (data bytea NOT NULL) ON COMMIT DROP"
+    )
+    view = memoryview(data)
+    driver = connection.connection.driver_connection
+    with (
+        driver.cursor() as cursor,  # type: ignore[union-attr]
+        cursor.copy("COPY upload_spool (data) FROM STDIN (FORMAT binary)") as copy,
+    ):
+        copy.write(_PGCOPY + struct.pack("!hi", 1, len(data)))
+        for start in range(0, len(data), PIECE):
+            copy.write(view[start : start + PIECE])
+        copy.write(struct.pack("!h", -1))
+    connection.execute(
+        text("UPDATE uploads SET data = s.data FROM upload_spool s WHERE uploads.id = :id"),
+        {"id": upload.id},
+    )
+    connection.exec_driver_sql("DROP TABLE upload_spool")
+    db.session.expire(upload, ["data"])
 
 
 def own_upload(user: User, upload_id: int) -> Upload:

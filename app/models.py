@@ -350,6 +350,19 @@ class Upload(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class UploadPiece(db.Model):
+    """A megabyte of an uploaded file, in order: storing or reading the file takes one
+    piece at a time (migration 0013; `Upload.data` holds only older uploads)."""
+
+    __tablename__ = "upload_pieces"
+
+    upload_id: Mapped[int] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Activity(db.Model):
     """One progress change; reading statistics are derived from these rows."""
 

@@ -196,7 +196,7 @@ def test_upload_shows_the_preview_page_and_keeps_the_file(client, reader):
     upload = db.session.scalar(select(Upload))
     assert response.location == f"/account/import/{upload.id}"
     assert upload.user_id == reader.id and upload.format == "pocket-zip"
-    assert upload.data == pocket_zip()
+    assert b"".join(commit.stored_pieces(upload.id)) == pocket_zip()
     page = client.get(response.location).get_data(as_text=True)
     assert "Pocket export (.zip)" in page
     assert "part_000000.csv line 7" in page and "javascript:" in page

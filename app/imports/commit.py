@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,7 +36,7 @@ from app.imports.preview import (
     read_file,
 )
 from app.imports.undo import snapshot_of, start_undo, take_snapshot, undo
-from app.models import Activity, Entry, JobRun, Upload, utcnow
+from app.models import Activity, Entry, JobRun, Upload, UploadPiece, utcnow
 from app.tags.services import ensure_tags, insert_ignoring, link_tags
 
 log = logging.getLogger(__name__)
@@ -138,21 +139,45 @@ def _read_upload(upload_id: int, fmt: Format | None) -> ParsedFile:
     (one copy of the file in memory, never two), and let go once parsed (but for an
     Omnivore .zip, whose articles are read from it as they are committed). No read
     transaction stays open while the file is parsed."""
-    size = db.session.scalar(select(func.length(Upload.data)).where(Upload.id == upload_id))
+    size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
     if size is None:
         raise RuntimeError("the uploaded file is gone")
     with tempfile.TemporaryFile() as spool:
-        for start in range(0, size, PIECE):
-            piece = db.session.scalar(
-                select(func.substr(Upload.data, start + 1, PIECE)).where(Upload.id == upload_id)
-            )
-            spool.write(bytes(piece or b""))
+        for piece in stored_pieces(upload_id):
+            spool.write(piece)
         db.session.commit()
         spool.seek(0)
         data = spool.read()
     if len(data) != size:
         raise RuntimeError("the uploaded file changed while it was read")
     return read_file(data, fmt)
+
+
+def stored_pieces(upload_id: int) -> Iterator[bytes]:
+    """An upload's file as it is stored, a PIECE at a time, in order."""
+    pieces = db.session.scalar(
+        select(func.count()).select_from(UploadPiece).where(UploadPiece.upload_id == upload_id)
+    )
+    if pieces:  # since migration 0013: a row per piece
+        for n in range(pieces):
+            yield bytes(
+                db.session.scalar(
+                    select(UploadPiece.data).where(
+                        UploadPiece.upload_id == upload_id, UploadPiece.n == n
+                    )
+                )
+                or b""
+            )
+        return
+    # Stored before it: one value, read a piece at a time.
+    stored = db.session.scalar(select(func.length(Upload.data)).where(Upload.id == upload_id))
+    for start in range(0, stored or 0, PIECE):
+        yield bytes(
+            db.session.scalar(
+                select(func.substr(Upload.data, start + 1, PIECE)).where(Upload.id == upload_id)
+            )
+            or b""
+        )
 
 
 def _now_iso() -> str:

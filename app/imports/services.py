@@ -14,11 +14,10 @@ posts.py (the posts it links to) and undo.py (taking it all back on failure).
 from __future__ import annotations
 
 import json
-import struct
 from datetime import datetime, timedelta
 
 from flask import abort
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select
 
 from app.db import write_transaction
 from app.extensions import db
@@ -26,7 +25,7 @@ from app.imports.commit import KIND, PIECE
 from app.imports.commit import run_import as run_import  # re-exported: tests call services.*
 from app.imports.preview import SAMPLE as SAMPLE  # re-exported: tests call services.*
 from app.imports.preview import Preview, preview
-from app.models import JobRun, Upload, User, utcnow
+from app.models import JobRun, Upload, UploadPiece, User, utcnow
 
 EXISTING = ("skip", "update")
 
@@ -45,50 +44,26 @@ def store_upload(user: User, filename: str, data: bytes) -> tuple[Upload, Previe
             filename=filename[:255],
             format=result.format,
             size=len(data),
-            data=data,
             options=json.dumps({"preview": result.to_dict()}),
         )
         _add_upload(upload, data)
     return upload, result
 
 
-_PGCOPY = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # COPY's binary header
-
-
 def _add_upload(upload: Upload, data: bytes) -> None:
-    """Insert the upload with its file (in the caller's transaction).
-
-    On PostgreSQL the file is streamed, a PIECE at a time, into a temporary table
-    (COPY) and moved into the row there: a bytea parameter would be copied whole by
-    the driver, 50 MB more for a 50 MB file. SQLite copies the bytes whole however
-    they are sent (its `data` isn't the row's last column, so even a zeroblob() is
-    made whole to build the row): there, the row is inserted as is."""
-    connection = db.session.connection()
-    if connection.dialect.name != "postgresql" or not data:
-        db.session.add(upload)
-        return
+    """Insert the upload and its file, a PIECE per row (in the caller's transaction):
+    each statement carries one piece, so neither the driver nor the database holds
+    the file twice (one 50 MB value cost SQLite three times the file)."""
     upload.data = b""
     db.session.add(upload)
     db.session.flush()
-    connection.exec_driver_sql(
-        "CREATE TEMPORARY TABLE upload_spool (data bytea NOT NULL) ON COMMIT DROP"
-    )
     view = memoryview(data)
-    driver = connection.connection.driver_connection
-    with (
-        driver.cursor() as cursor,  # type: ignore[union-attr]
-        cursor.copy("COPY upload_spool (data) FROM STDIN (FORMAT binary)") as copy,
-    ):
-        copy.write(_PGCOPY + struct.pack("!hi", 1, len(data)))
-        for start in range(0, len(data), PIECE):
-            copy.write(view[start : start + PIECE])
-        copy.write(struct.pack("!h", -1))
-    connection.execute(
-        text("UPDATE uploads SET data = s.data FROM upload_spool s WHERE uploads.id = :id"),
-        {"id": upload.id},
-    )
-    connection.exec_driver_sql("DROP TABLE upload_spool")
-    db.session.expire(upload, ["data"])
+    for n, start in enumerate(range(0, len(data), PIECE)):
+        db.session.execute(
+            insert(UploadPiece).values(
+                upload_id=upload.id, n=n, data=bytes(view[start : start + PIECE])
+            )
+        )
 
 
 def own_upload(user: User, upload_id: int) -> Upload:

@@ -557,7 +557,9 @@ def generate_posts(n: int, readers: int, rng: random.Random):
         yield row, sorted(topics)
 
 
-def _run_migrations(db_path: Path) -> None:
+def _run_migrations(db_path: Path, *args: str) -> None:
+    """`dogear db upgrade` (or another `dogear` command) against the catalog."""
+    args = args or ("db", "upgrade")
     env = dict(os.environ)
     env.update(
         DOGEAR_DATABASE_URL=f"sqlite:///{db_path}",
@@ -565,9 +567,9 @@ def _run_migrations(db_path: Path) -> None:
         DOGEAR_DEMO="false",
     )
     dogear = Path(sys.executable).with_name("dogear")
-    command = [str(dogear), "db", "upgrade"] if dogear.exists() else None
+    command = [str(dogear), *args] if dogear.exists() else None
     if command is None:
-        command = [sys.executable, "-m", "flask", "--app", "app:create_app", "db", "upgrade"]
+        command = [sys.executable, "-m", "flask", "--app", "app:create_app", *args]
     subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True)
 
 
@@ -607,24 +609,12 @@ def build(posts: int, readers: int = 1000, *, force: bool = False, log=print) ->
     info = _describe(conn, db_path, posts, readers)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
-    _build_search_lists(db_path)
+    # Search's lists of each frequent word's best posts, as on a real instance.
+    _run_migrations(db_path, "search", "rebuild")
     info.build_seconds = round(time.perf_counter() - started, 1)
     info_path.write_text(json.dumps({**asdict(info), "key": key}))
     log(f"built in {info.build_seconds} s")
     return info
-
-
-def _build_search_lists(db_path: Path) -> None:
-    """The impact-ordered lists of frequent words, as `dogear search rebuild` makes
-    them on a real instance (app/search/impacts.py)."""
-    env = dict(os.environ)
-    env.update(
-        DOGEAR_DATABASE_URL=f"sqlite:///{db_path}",
-        DOGEAR_INSTANCE_PATH=str(DATA),
-        DOGEAR_DEMO="false",
-    )
-    dogear = Path(sys.executable).with_name("dogear")
-    subprocess.run([str(dogear), "search", "rebuild"], env=env, check=True)
 
 
 def _insert_rows(conn: sqlite3.Connection, posts: int, readers: int, rng: random.Random) -> None:

@@ -84,12 +84,15 @@ class Client(FlaskClient):
         return self.get(url, headers=headers, **kwargs)
 
 
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-123456"
+
+
 def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     config = {
         "TESTING": True,
         "INSTANCE_PATH": str(tmp_path),
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-        "SECRET_KEY": "test-secret-key-that-is-long-enough-123456",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "DEMO": False,
         "RATELIMIT_ENABLED": False,
         "FACETS_MAX_AGE": 0,
@@ -98,6 +101,22 @@ def make_app(tmp_path: Path, **overrides: Any) -> Flask:
     app = create_app(config)
     app.test_client_class = Client
     return app
+
+
+def process_env(instance: Path, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a Dogear process a test starts (gunicorn, the worker, the
+    CLI): this one's, without any DOGEAR_* setting of the shell running the tests,
+    pointed at the test's instance folder and database; `extra` are more variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
+    env.update(
+        DOGEAR_INSTANCE_PATH=str(instance),
+        DOGEAR_DATABASE_URL=database_url,
+        DOGEAR_SECRET_KEY=TEST_SECRET_KEY,
+        DOGEAR_DEMO="0",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from app.auth.services import create_user
 from app.extensions import db
 from app.lists.services import add_article
 from app.models import Post
-from tests.conftest import make_app
+from tests.conftest import make_app, process_env
 from tests.test_saving import ARTICLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,17 +53,13 @@ def instance(tmp_path: Path, database: dict[str, str]) -> Iterator[tuple[object,
         "FETCH_TIMEOUT": 30,
     }
     app = make_app(tmp_path, **settings)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
-    env.update(
-        DOGEAR_INSTANCE_PATH=str(tmp_path),
-        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
-        DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
-        DOGEAR_DEMO="0",
+    env = process_env(
+        tmp_path,
+        database["SQLALCHEMY_DATABASE_URI"],
         DOGEAR_FETCH_ALLOW_PRIVATE='["127.0.0.1/32"]',
         DOGEAR_FETCH_LEASE_SECONDS="2",
         DOGEAR_FETCH_TIMEOUT="30",
         DOGEAR_JOBS_WORKERS="1",
-        PYTHONUNBUFFERED="1",
     )
     with app.app_context():
         create_user("reader@example.com", "correct horse battery")

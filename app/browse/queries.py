@@ -130,7 +130,7 @@ def catalog_facets(filters: BrowseFilters, max_age: float) -> CatalogFacets:
         year=filters.year,
         source=filters.source,
     )
-    key = (str(db.engine.url), version.current(), counted)
+    key = (str(db.engine.url), version.for_page(), counted)
     now = time.monotonic()
     cached = _facets_cache.get(key)
     if cached and now - cached[0] < max_age:

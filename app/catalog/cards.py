@@ -21,7 +21,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from flask import current_app, g, get_template_attribute, request
+from flask import current_app, get_template_attribute, request
 from markupsafe import Markup
 
 from app.catalog import version
@@ -40,7 +40,7 @@ class Card:
 
 def card(post: Post, heading: str = "h2") -> Card:
     """The shared parts of `post`'s card, from the cache or rendered now."""
-    key = (request.script_root, _catalog_version(), post.id, heading)
+    key = (request.script_root, version.for_page(), post.id, heading)
     with _lock:
         found = _cards.get(key)
         if found is not None:
@@ -67,13 +67,3 @@ def cached_count() -> int:
 def clear() -> None:
     with _lock:
         _cards.clear()
-
-
-def _catalog_version() -> str:
-    """The catalog version, read once per page view (a request that writes reads it
-    each time: its own write may have changed it)."""
-    if request.method not in ("GET", "HEAD"):
-        return version.current()
-    if "catalog_version" not in g:
-        g.catalog_version = version.current()
-    return g.catalog_version

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flask import g, has_request_context, request
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -31,6 +32,17 @@ _FLAG = "dogear_catalog_changed"
 def current() -> str:
     """The catalog's version token ("" before the first write)."""
     return db.session.scalar(select(Setting.value).where(Setting.key == KEY)) or ""
+
+
+def for_page() -> str:
+    """The version a page view is built against: read once per GET (the sidebar's
+    counts and the result cards share it); a request that writes reads it each time,
+    as its own write may have changed it."""
+    if not has_request_context() or request.method not in ("GET", "HEAD"):
+        return current()
+    if "catalog_version" not in g:
+        g.catalog_version = current()
+    return g.catalog_version
 
 
 def bump(session: Session) -> None:

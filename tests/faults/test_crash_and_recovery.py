@@ -54,7 +54,7 @@ from app.extensions import db
 from app.lists import services
 from app.lists.services import add_article
 from app.models import Entry, Post
-from tests.conftest import make_app, sign_in
+from tests.conftest import make_app, process_env, sign_in
 from tests.faults.test_input import count, listing_text
 from tests.faults.test_load_and_concurrency import _CSRF, Browser
 from tests.test_saving import ARTICLE
@@ -637,15 +637,7 @@ def test_killing_gunicorn_workers_and_master_loses_no_acknowledged_write(
     post_ids = [make_post().id for _ in range(300)]
     port = free_port()
     log = tmp_path / "gunicorn.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
-    env.update(
-        DOGEAR_INSTANCE_PATH=str(tmp_path),
-        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
-        DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
-        DOGEAR_DEMO="0",
-        WEB_CONCURRENCY="2",
-        PYTHONUNBUFFERED="1",
-    )
+    env = process_env(tmp_path, database["SQLALCHEMY_DATABASE_URI"], WEB_CONCURRENCY="2")
     command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
     command += ["--bind", f"127.0.0.1:{port}", "wsgi:app"]
 

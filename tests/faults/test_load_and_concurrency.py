@@ -60,7 +60,7 @@ from app.jobs import claim_period, heartbeat, huey, periodic
 from app.lists import services as lists
 from app.models import PeriodicRun, Post, Source, User, utcnow
 from tests import pg
-from tests.conftest import PASSWORD, make_app, run_concurrently, sign_in
+from tests.conftest import PASSWORD, make_app, process_env, run_concurrently, sign_in
 from tests.faults.test_input import count, listing_text
 from tests.test_saving import ARTICLE
 
@@ -677,13 +677,7 @@ def test_two_import_processes_at_once_both_finish_beside_a_readers_writes(
     token = client.csrf_token()
     (tmp_path / "first.txt").write_text(listing_text(0, 10_000), encoding="utf-8")
     (tmp_path / "second.txt").write_text(listing_text(5_000, 10_000), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOGEAR_")}
-    env.update(
-        DOGEAR_INSTANCE_PATH=str(tmp_path),
-        DOGEAR_DATABASE_URL=database["SQLALCHEMY_DATABASE_URI"],
-        DOGEAR_SECRET_KEY="test-secret-key-that-is-long-enough-123456",
-        DOGEAR_DEMO="0",
-    )
+    env = process_env(tmp_path, database["SQLALCHEMY_DATABASE_URI"])
     importers = [
         subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "app.cli", "posts", "import", "--json", str(tmp_path / name)],

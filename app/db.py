@@ -155,11 +155,12 @@ def include_in_autogenerate(obj: Any, name: str | None, type_: str, *_: Any) -> 
     """Alembic filter: the full-text search objects are managed by hand-written
     migrations, not by the models, so autogenerate leaves them alone: SQLite's FTS5
     virtual and shadow tables (0002), PostgreSQL's `posts.search_vector` column and
-    its `ix_posts_search_*` indexes (0008), the search_* tables of impact lists (0012)."""
+    its `ix_posts_search_*` indexes (0008), the search_* tables of impact lists (0012),
+    and `list_summaries`, kept by triggers (0014)."""
     if name is None:
         return True
     if type_ == "table":
-        return "_fts" not in name and not name.startswith("search_")
+        return "_fts" not in name and not name.startswith("search_") and name != "list_summaries"
     if type_ == "column":
         return name != "search_vector"
     if type_ == "index":

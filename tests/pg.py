@@ -87,8 +87,8 @@ def empty(url: str) -> None:
     with _engine(url).begin() as conn:
         for table in reversed(db.metadata.sorted_tables):
             conn.execute(table.delete())
-        # Search's lists (migration 0012) are not models; empty them too.
-        for table in ("search_impacts", "search_impact_terms", "search_changes"):
+        # Search's lists (0012) and list summaries (0014) are not models; empty them too.
+        for table in ("search_impacts", "search_impact_terms", "search_changes", "list_summaries"):
             conn.execute(text(f"DELETE FROM {table}"))
 
 

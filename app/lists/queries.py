@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import request
-from sqlalchemy import ScalarSelect, Select, func, select
+from sqlalchemy import Row, ScalarSelect, Select, column, func, select, table
 from sqlalchemy.orm import contains_eager, selectinload
 
 from app.extensions import db
@@ -31,12 +31,23 @@ def count_open_entries(user: User) -> int:
     return db.session.scalar(select(open_entries_count(user.id))) or 0
 
 
+# Entries per (reader, state) and their minutes left, kept by triggers in the same
+# transaction as every write to entries (migration 0014): reading a reader's list
+# summary takes at most four rows, however long the list.
+list_summaries = table(
+    "list_summaries",
+    column("user_id"),
+    column("state"),
+    column("entries"),
+    column("minutes_left_x100"),  # sum of reading minutes x percent left
+)
+
+
 def open_entries_count(user_id: Any) -> ScalarSelect[int]:
     """The number of a reader's open entries, as a subquery (`user_id` may be a column)."""
     return (
-        select(func.count())
-        .select_from(Entry)
-        .where(Entry.user_id == user_id, Entry.state.in_(OPEN_STATES))
+        select(func.coalesce(func.sum(list_summaries.c.entries), 0))
+        .where(list_summaries.c.user_id == user_id, list_summaries.c.state.in_(OPEN_STATES))
         .scalar_subquery()
     )
 
@@ -74,13 +85,11 @@ class ListSummary:
 
 
 def list_summary(user: User) -> ListSummary:
-    # The minutes by a lookup per entry, not a join: PostgreSQL's planner would read
-    # every post through an index to join a reader's thousand entries.
-    minutes = select(Post.reading_minutes).where(Post.id == Entry.post_id).scalar_subquery()
+    summaries = list_summaries.c
     rows = db.session.execute(
-        select(Entry.state, func.count(), func.sum(minutes * (100 - Entry.progress)))
-        .where(Entry.user_id == user.id)
-        .group_by(Entry.state)
+        select(summaries.state, summaries.entries, summaries.minutes_left_x100).where(
+            summaries.user_id == user.id
+        )
     ).all()
     counts = {state: 0 for state, _ in TABS}
     minutes_left = 0
@@ -91,16 +100,21 @@ def list_summary(user: User) -> ListSummary:
     return ListSummary(counts=counts, minutes_left=-(-minutes_left // 100))
 
 
-def entries_for_posts(user: User | None, post_ids: Iterable[int]) -> dict[int, Entry]:
-    """The reader's entries for these posts, by post id: one query for a whole page."""
+def entries_for_posts(user: User | None, post_ids: Iterable[int]) -> dict[int, Row[Any]]:
+    """The reader's entries for these posts, by post id, as plain rows (post_id, state,
+    progress: what a result's Save toggle shows): one query for a whole page."""
     ids = list(post_ids)
     if user is None or not user.is_authenticated or not ids:
         return {}
-    entries = db.session.scalars(
-        select(Entry).where(Entry.user_id == user.id, Entry.post_id.in_(ids))
+    rows = db.session.execute(
+        select(Entry.post_id, Entry.state, Entry.progress).where(
+            Entry.user_id == user.id, Entry.post_id.in_(ids)
+        )
     )
-    return {entry.post_id: entry for entry in entries}
+    return {row.post_id: row for row in rows}
 
 
 def entry_for_post(user: User, post_id: int) -> Entry | None:
-    return entries_for_posts(user, [post_id]).get(post_id)
+    return db.session.scalar(
+        select(Entry).where(Entry.user_id == user.id, Entry.post_id == post_id)
+    )

@@ -139,12 +139,6 @@ def link(endpoint: str, **values: Any) -> str:
     return _cached_url(request.script_root, endpoint, items)
 
 
-def _shared_card(post: Any, heading: str = "h2") -> Any:
-    from app.catalog import cards  # imported late: cards needs the models and the app
-
-    return cards.card(post, heading)
-
-
 def _current_page() -> str:
     """Where a form on this page should send the reader back to after a no-JS POST."""
     if request.method == "POST":
@@ -200,7 +194,6 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["list_count"] = _list_count
     app.jinja_env.globals["url_with"] = _url_with
     app.jinja_env.globals["link"] = link
-    app.jinja_env.globals["shared_card"] = _shared_card
     app.jinja_env.globals["current_page"] = _current_page
     app.jinja_env.globals["wants_fragment"] = wants_fragment
     app.jinja_env.globals["has_endpoint"] = _has_endpoint

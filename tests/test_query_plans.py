@@ -1,7 +1,7 @@
 """On PostgreSQL, browse and search read posts through indexes, never a sequential scan.
 
 The statements are the app's own: each case calls the query function a view calls
-(browse: `catalog_posts()` paged by `paginate()`; search: `engine.search()` and
+(browse: `catalog_post_ids()` paged by `paginate()`; search: `engine.search()` and
 `engine.related_posts()`), records every statement it sends and runs each one that
 reads posts through `EXPLAIN (FORMAT JSON)` with the same parameters. A plan with a
 "Seq Scan" node on posts fails, whatever its estimated cost.
@@ -31,7 +31,7 @@ from flask_migrate import upgrade
 from sqlalchemy import event, select, text
 
 from app.browse.filters import BrowseFilters
-from app.browse.queries import catalog_posts
+from app.browse.queries import catalog_post_ids
 from app.extensions import db
 from app.models import Entry, Post, User
 from app.pagination import paginate
@@ -295,7 +295,7 @@ def test_browse_reads_posts_through_indexes(catalog, name):
     # The view's choice (CatalogFacets.is_common_topic), known here from the data.
     common = filters.topic == COMMON_TOPIC
     with recorded() as seen:
-        page = paginate(catalog_posts(filters, common_topic=common), filters.page, PER_PAGE)
+        page = paginate(catalog_post_ids(filters, common_topic=common), filters.page, PER_PAGE)
     assert page.items
     scans = seq_scans_on_posts(seen)
     assert not scans, "\n\n".join(scans)

@@ -16,9 +16,11 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 from flask import current_app, url_for
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import Select, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -171,28 +173,44 @@ def record_failed_sign_in(email: str, reason: str) -> None:
     record_now("auth.sign_in_failed", actor_email=normalize_email(email)[:254], detail=reason)
 
 
-def load_user_by_session_token(token: str) -> User | None:
-    """The active user signed in with this token, or None if it was ended, revoked or
-    has expired (an expired session is deleted: see `sessions.keep_alive`)."""
-    if not token or len(token) > MAX_TOKEN_LENGTH:
-        return None
+@cache
+def _signed_in() -> Select[Any]:
+    """The statement of every request: a session by its token hash, as plain columns,
+    its user, and the header's list count (a subquery on the kept list summary). Built
+    once per worker; only the token hash changes."""
     from app.lists.queries import open_entries_count
 
-    # One statement for the session, its user and the header's list count.
-    row = db.session.execute(
-        select(LoginSession, User, open_entries_count(User.id))
+    return (
+        select(
+            User,
+            LoginSession.id,
+            LoginSession.remember,
+            LoginSession.created_at,
+            LoginSession.last_seen_at,
+            LoginSession.expires_at,
+            LoginSession.user_agent,
+            open_entries_count(User.id).label("open_entries"),
+        )
         .join(User, LoginSession.user_id == User.id)
-        .where(LoginSession.token_hash == _hash_token(token), User.is_disabled.is_(False))
-    ).first()
+        .where(LoginSession.token_hash == bindparam("token_hash"), User.is_disabled.is_(False))
+    )
+
+
+def load_user_by_session_token(token: str) -> User | None:
+    """The active user signed in with this token, or None if it was ended, revoked or
+    has expired (an expired session is deleted: see `sessions.keep_alive`). Nothing is
+    kept between requests: a session ended or a user disabled is refused on the next."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    row = db.session.execute(_signed_in(), {"token_hash": _hash_token(token)}).first()
     if row is None:
         return None
-    login_session, user, open_entries = row
-    session_id = login_session.id  # keep_alive may commit, which expires the objects
-    if not sessions.keep_alive(login_session, user):
+    user = row.User
+    if not sessions.keep_alive(row, user):
         return None
     user.session_token = token
-    user.login_session_id = session_id
-    user.open_entries = open_entries
+    user.login_session_id = row.id
+    user.open_entries = row.open_entries
     return user
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from flask import current_app, flash, g, has_request_context, redirect, request, url_for
 from flask.typing import ResponseReturnValue
@@ -66,7 +67,19 @@ def ends_at(remember: bool, now: datetime) -> datetime:
     return now + lifetime(remember).absolute
 
 
-def is_expired(row: LoginSession, now: datetime) -> bool:
+class SessionTimes(Protocol):
+    """What the checks read of a session: a LoginSession, or the plain columns the
+    user loader selects."""
+
+    id: int
+    remember: bool
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    user_agent: str
+
+
+def is_expired(row: SessionTimes, now: datetime) -> bool:
     """Past its end, idle too long, or older than the limit allows now (a limit lowered
     after the session started applies to it too)."""
     limit = lifetime(row.remember)
@@ -94,7 +107,7 @@ def _alive_clause(now: datetime) -> ColumnElement[bool]:
 # --- on every request ---------------------------------------------------------------
 
 
-def keep_alive(row: LoginSession, user: User) -> bool:
+def keep_alive(row: SessionTimes, user: User) -> bool:
     """For the user loader: False (and the session ended) if `row` has expired, else
     True, with its last-seen time moved on when it is more than a few minutes old."""
     now = utcnow()
@@ -123,7 +136,7 @@ def _touch(session_id: int, now: datetime) -> None:
         )
 
 
-def _expire(row: LoginSession, user: User) -> None:
+def _expire(row: SessionTimes, user: User) -> None:
     device = describe_user_agent(row.user_agent)
     with write_transaction():
         gone = db.session.execute(delete(LoginSession).where(LoginSession.id == row.id))

@@ -18,9 +18,10 @@ from app.extensions import db
 from app.models import Post, Source, Topic, post_topics
 
 
-def catalog_posts(filters: BrowseFilters, *, common_topic: bool = False) -> Select[tuple[Post]]:
-    """The catalog posts a reader can browse, filtered and sorted. (Articles readers
-    added are not in the catalog: they live on their lists and in their searches.)
+def catalog_post_ids(filters: BrowseFilters, *, common_topic: bool = False) -> Select[tuple[int]]:
+    """The ids of the catalog posts a reader can browse, filtered and sorted: a page
+    shows them as cards (app/catalog/cards.py). (Articles readers added are not in the
+    catalog: they live on their lists and in their searches.)
 
     `common_topic` picks the plan for the topic filter: for a topic on many posts,
     walk the sorted index and check each post (EXISTS) so the first page stops after
@@ -33,7 +34,7 @@ def catalog_posts(filters: BrowseFilters, *, common_topic: bool = False) -> Sele
         "longest": (Post.reading_minutes.desc(), Post.id.desc()),
     }[filters.sort]
     return (
-        select(Post)
+        select(Post.id)
         .where(
             *_filter_clauses(
                 filters,

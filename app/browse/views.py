@@ -12,6 +12,7 @@ from markupsafe import Markup
 from app import access
 from app.browse import queries
 from app.browse.filters import LENGTHS, SORTS, BrowseFilters
+from app.catalog.cards import cards
 from app.lists.queries import entries_for_posts, entry_for_post
 from app.models import ContentKind
 from app.pagination import paginate
@@ -30,15 +31,18 @@ def index() -> ResponseReturnValue:
     filters = BrowseFilters.from_args(request.args)
     max_age = current_app.config["FACETS_MAX_AGE"]
     catalog = queries.catalog_facets(BrowseFilters(), max_age)
-    posts = queries.catalog_posts(filters, common_topic=catalog.is_common_topic(filters.topic))
-    page = paginate(posts, filters.page, current_app.config["POSTS_PER_PAGE"], deferred=True)
+    post_ids = queries.catalog_post_ids(
+        filters, common_topic=catalog.is_common_topic(filters.topic)
+    )
+    page = paginate(post_ids, filters.page, current_app.config["POSTS_PER_PAGE"], deferred=True)
     fragment = wants_fragment()
     return render(
         "browse/index.html",
         "browse/partials/results.html",
         filters=filters,
         page=page,
-        entries=entries_for_posts(current_user, (post.id for post in page.items)),
+        cards=cards(page.items),
+        entries=entries_for_posts(current_user, page.items),
         names=queries.facet_labels(catalog, filters),
         lengths=LENGTHS,
         sidebar=None

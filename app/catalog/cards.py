@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from flask import current_app, get_template_attribute, request
 from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import defer, selectinload
 
 from app.catalog import version
+from app.extensions import db
 from app.models import Post
 
 _lock = threading.Lock()
@@ -33,30 +37,60 @@ _cards: OrderedDict[tuple[str, str, int, str], Card] = OrderedDict()
 
 @dataclass(frozen=True)
 class Card:
+    post_id: int
     head: Markup  # the opening <article>, the title and the meta line
     summary: Markup  # the post's own summary paragraph ("" without one)
     topics: Markup  # the topic list ("" without topics)
 
 
-def card(post: Post, heading: str = "h2") -> Card:
-    """The shared parts of `post`'s card, from the cache or rendered now."""
-    key = (request.script_root, version.for_page(), post.id, heading)
+def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
+    """The cards of these posts, in this order. Kept cards cost a dictionary lookup
+    each; only the posts whose cards aren't kept are read (one query, and one for
+    their topics) and rendered. A page of results therefore needs just its post ids
+    (plain rows), not the posts."""
+    page_version = version.for_page()
+    keys = {post_id: (request.script_root, page_version, post_id, heading) for post_id in post_ids}
+    found: dict[int, Card] = {}
     with _lock:
-        found = _cards.get(key)
-        if found is not None:
-            _cards.move_to_end(key)
-            return found
-    made = Card(
-        head=get_template_attribute("macros/posts.html", "card_head")(post, heading),
-        summary=get_template_attribute("macros/posts.html", "card_summary")(post),
-        topics=get_template_attribute("macros/posts.html", "topic_list")(post),
+        for post_id, key in keys.items():
+            card = _cards.get(key)
+            if card is not None:
+                _cards.move_to_end(key)
+                found[post_id] = card
+    missing = [post_id for post_id in keys if post_id not in found]
+    if missing:
+        made = {post.id: _render(post, heading) for post in _load(missing)}
+        limit = current_app.config["CARD_CACHE_SIZE"]
+        with _lock:
+            for post_id, card in made.items():
+                _cards[keys[post_id]] = card
+            while len(_cards) > limit:
+                _cards.popitem(last=False)
+        found.update(made)
+    return [found[post_id] for post_id in post_ids if post_id in found]
+
+
+def _load(post_ids: list[int]) -> list[Post]:
+    # A post's content can be a whole article of HTML, and no card shows it.
+    return list(
+        db.session.scalars(
+            select(Post)
+            .where(Post.id.in_(post_ids))
+            .options(selectinload(Post.topics), defer(Post.content), defer(Post.content_text))
+        )
     )
-    limit = current_app.config["CARD_CACHE_SIZE"]
-    with _lock:
-        _cards[key] = made
-        while len(_cards) > limit:
-            _cards.popitem(last=False)
-    return made
+
+
+def _render(post: Post, heading: str) -> Card:
+    def macro(name: str) -> Markup:
+        return get_template_attribute("macros/posts.html", name)
+
+    return Card(
+        post_id=post.id,
+        head=macro("card_head")(post, heading),
+        summary=macro("card_summary")(post),
+        topics=macro("topic_list")(post),
+    )
 
 
 def cached_count() -> int:

@@ -47,12 +47,21 @@ SNIPPET_TOKENS = 30
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: the post, its summary with the matches marked, and whether its
-    title is exactly what was searched for."""
+    """One result: the post's id, its summary with the matches marked, and whether its
+    title is exactly what was searched for. A results page shows its cards
+    (app/catalog/cards.py), so the post itself is read only when asked for."""
 
-    post: Post
+    post_id: int
     summary_html: Markup | None = None
     exact_title: bool = False
+
+    @property
+    def post(self) -> Post:
+        """The post (one query each unless already loaded: not for a results page)."""
+        post = db.session.get(Post, self.post_id)
+        if post is None:
+            raise LookupError(f"post {self.post_id} is gone")
+        return post
 
 
 @dataclass(frozen=True)

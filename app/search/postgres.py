@@ -416,11 +416,10 @@ class PostgresSearch:
                     sql.params | {"pool": engine.POOL},
                 )
             _, facets = self._pool(plan.query, pool_ids, sample)
-        posts = _load_posts(page_ids)
-        snippets = self._snippets(sql, [p.id for p in posts])
+        snippets = self._snippets(sql, page_ids)
         hits = [
-            Hit(post=post, summary_html=snippets.get(post.id), exact_title=post.id in exact)
-            for post in posts
+            Hit(post_id=post_id, summary_html=snippets.get(post_id), exact_title=post_id in exact)
+            for post_id in page_ids
         ]
         return SearchResults(
             query=plan.query,

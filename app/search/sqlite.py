@@ -428,11 +428,10 @@ class SQLiteSearch:
         facets = self._facets(
             plan.query, pool_ids, len(pool_ids) if total > len(pool_ids) else None
         )
-        posts = _load_posts(page_ids)
-        snippets = self._snippets(plan.query, [p.id for p in posts])
+        snippets = self._snippets(plan.query, page_ids)
         hits = [
-            Hit(post=post, summary_html=snippets.get(post.id), exact_title=post.id in exact)
-            for post in posts
+            Hit(post_id=post_id, summary_html=snippets.get(post_id), exact_title=post_id in exact)
+            for post_id in page_ids
         ]
         return SearchResults(
             query=plan.query,

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from app.catalog.cards import cards
 from app.lists.queries import entries_for_posts
 from app.pagination import page_number
 from app.search import engine
@@ -40,7 +41,7 @@ def index() -> ResponseReturnValue:
             page=page_number(request.args.get("page"), MAX_PAGE_ARG),
             per_page=current_app.config["POSTS_PER_PAGE"],
         )
-    hits = results.page.items if results else []
+    post_ids = [hit.post_id for hit in results.page.items] if results else []
     response = render(
         "search/index.html",
         "search/partials/results.html",
@@ -49,7 +50,8 @@ def index() -> ResponseReturnValue:
         sort=sort,
         sorts=engine.SORTS,
         results=results,
-        entries=entries_for_posts(current_user, (hit.post.id for hit in hits)),
+        cards={card.post_id: card for card in cards(post_ids, heading="h3")},
+        entries=entries_for_posts(current_user, post_ids),
         facet_url=lambda value: _facet_url(q, query, sort, value),
         remove_url=lambda f: _search_url(str(query.without_filter(f.field, f.value)), sort),
     )

@@ -36,7 +36,7 @@ $(UV_STAMP):
 ## --locked stops with "the lockfile needs to be updated" when pyproject.toml's
 ## dependencies changed but uv.lock didn't; run `make lock` then.
 $(BIN)/dogear: pyproject.toml uv.lock $(UV_STAMP)
-	$(UV) sync --locked --extra dev --python $(PYTHON)
+	$(UV) sync --locked --compile-bytecode --extra dev --python $(PYTHON)
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
@@ -70,14 +70,19 @@ format: setup
 ## gunicorn, kill -9, concurrent importers), which `make test-faults` runs.
 ## PYTEST_ARGS="-k foo" narrows it; a -m of its own replaces the one here.
 NOT_PROCESS := -m "not faults_process"
+## Test files run TEST_WORKERS at a time (pytest-xdist; a file stays on one worker, so
+## its module fixtures are built once). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 test: setup lint
-	$(BIN)/python -m pytest $(NOT_PROCESS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(NOT_PROCESS) $(PYTEST_ARGS)
 
 ## The same suite against PostgreSQL (DOGEAR_TEST_POSTGRES_URL, default the local
 ## server), leaving out what is about SQLite's internals.
 test-postgres: setup
-	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(NOT_PROCESS) $(PYTEST_ARGS)
+	DOGEAR_TEST_DATABASE=postgresql $(BIN)/python -m pytest $(PARALLEL) $(NOT_PROCESS) \
+	    $(PYTEST_ARGS)
 
 ## The fault and attack suite (tests/faults, one module per concern; see
 ## docs/security.md): all of it on SQLite, real processes included (gunicorn with two

@@ -165,14 +165,35 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# Files that take minutes. pytest-xdist hands files to its workers in collection
+# order, so these go first and the small ones fill in at the end, instead of one
+# worker finishing a long file alone.
+SLOW_FILES = frozenset(
+    {
+        "test_import_streaming.py",
+        "test_admin_browser.py",
+        "test_exports.py",
+        "test_worker.py",
+        "test_reader_browser.py",
+        "test_imports_browser.py",
+        "test_search_postgres.py",
+        "test_query_plans.py",
+        "test_imports.py",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On the PostgreSQL pass, leave out what is about SQLite's internals and what
-    the SQLite pass already ran against PostgreSQL (marked `postgres`)."""
+    """Slow files first. On the PostgreSQL pass, leave out what is about SQLite's
+    internals, what the SQLite pass already ran against PostgreSQL (marked
+    `postgres`) and screenshots (`one_database`: they show the same pages)."""
+    items.sort(key=lambda item: item.path.name not in SLOW_FILES)  # stable
     if not ON_POSTGRES:
         return
     kept, left_out = [], []
+    once = ("sqlite_only", "postgres", "one_database")
     for item in items:
-        if item.get_closest_marker("sqlite_only") or item.get_closest_marker("postgres"):
+        if any(item.get_closest_marker(marker) for marker in once):
             left_out.append(item)
         else:
             kept.append(item)

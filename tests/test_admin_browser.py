@@ -247,6 +247,7 @@ def _shoot(page: Page, name: str) -> None:
     page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
 
 
+@pytest.mark.one_database
 def test_screenshots_and_no_sideways_scrolling(pages: Pages, live: Live):
     seeded = _seed_for_screenshots(live)
     admin_pages = {

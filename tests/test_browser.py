@@ -304,6 +304,7 @@ def test_slash_focuses_the_header_search(pages: Pages, live: Live):
     pages.assert_clean()
 
 
+@pytest.mark.one_database
 def test_screenshots_desktop_phone_and_dark(pages: Pages, live: Live):
     """Not pixel assertions: PNGs in screenshots/ for a person to look at."""
     SCREENSHOTS.mkdir(exist_ok=True)

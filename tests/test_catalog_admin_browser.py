@@ -149,6 +149,7 @@ def test_without_javascript_filter_edit_and_delete(pages: Pages, live: Live):
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.one_database
 def test_screenshots(pages: Pages, live: Live, scheme: str):
     """Not pixel assertions: PNGs for a person to look at."""
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -172,6 +172,7 @@ def _stage(live: Live) -> dict[str, str]:
     return live.run(stage)
 
 
+@pytest.mark.one_database
 def test_screenshots_of_import_export_and_tags(pages: Pages, live: Live):
     SHOTS.mkdir(parents=True, exist_ok=True)
     urls = _stage(live)

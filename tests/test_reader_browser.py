@@ -367,6 +367,7 @@ def _shoot(page: Page, name: str, full_page: bool = False) -> None:
     page.screenshot(path=SCREENSHOTS / name, full_page=full_page, caret="initial")
 
 
+@pytest.mark.one_database
 def test_screenshots_of_the_reader_and_post_states(pages: Pages, live: Live):
     """Not pixel assertions: PNGs in screenshots/ for a person to look at."""
     SCREENSHOTS.mkdir(exist_ok=True)

@@ -139,6 +139,7 @@ def _seed_states(live: Live, site) -> None:
     live.run(seed)
 
 
+@pytest.mark.one_database
 def test_screenshots_of_the_sources_page(pages: Pages, live: Live, site):
     """Not pixel assertions: PNGs in /tmp/shots for a person to look at."""
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,9 @@ PHONE = {"width": 390, "height": 844}
 READER = "reader@example.com"
 ADMIN = "admin@example.com"
 TIMEOUT_MS = 10_000
+# Assertions wait as long as actions do (Playwright's default for `expect` is 5 s): with
+# two test workers and a browser each, a page can take longer than that on 2 CPUs.
+expect.set_options(timeout=TIMEOUT_MS)
 
 # Chromium reports CSP violations as console errors already; this makes them explicit
 # (init scripts are injected by the browser, not the page, so the CSP doesn't block it).

@@ -24,12 +24,10 @@ from dataclasses import dataclass
 
 from flask import current_app, get_template_attribute, request
 from markupsafe import Markup
-from sqlalchemy import select
-from sqlalchemy.orm import defer, selectinload
 
 from app.catalog import version
-from app.extensions import db
 from app.models import Post
+from app.search.engine import load_posts
 
 _lock = threading.Lock()
 _cards: OrderedDict[tuple[str, str, int, str], Card] = OrderedDict()
@@ -59,7 +57,7 @@ def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
                 found[post_id] = card
     missing = [post_id for post_id in keys if post_id not in found]
     if missing:
-        made = {post.id: _render(post, heading) for post in _load(missing)}
+        made = {post.id: _render(post, heading) for post in load_posts(missing)}
         limit = current_app.config["CARD_CACHE_SIZE"]
         with _lock:
             for post_id, card in made.items():
@@ -68,17 +66,6 @@ def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
                 _cards.popitem(last=False)
         found.update(made)
     return [found[post_id] for post_id in post_ids if post_id in found]
-
-
-def _load(post_ids: list[int]) -> list[Post]:
-    # A post's content can be a whole article of HTML, and no card shows it.
-    return list(
-        db.session.scalars(
-            select(Post)
-            .where(Post.id.in_(post_ids))
-            .options(selectinload(Post.topics), defer(Post.content), defer(Post.content_text))
-        )
-    )
 
 
 def _render(post: Post, heading: str) -> Card:

@@ -231,7 +231,7 @@ def _marked(fragment: str) -> Markup:
     return Markup("".join(out))  # noqa: S704 - built from escaped text and our own tags
 
 
-def _load_posts(ids: Sequence[int]) -> list[Post]:
+def load_posts(ids: Sequence[int]) -> list[Post]:
     """The posts with these ids, in this order (topics loaded in one more query)."""
     if not ids:
         return []

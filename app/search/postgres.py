@@ -71,10 +71,10 @@ from app.search.engine import (
     SearchResults,
     _distinctive_words,
     _empty,
-    _load_posts,
     _marked,
     _Plan,
     _plan,
+    load_posts,
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
@@ -558,7 +558,7 @@ class PostgresSearch:
                 params | topics | {"limit": limit * 2},
             )
             found += [i for i in more if i not in found]
-        return _load_posts(found[:limit])
+        return load_posts(found[:limit])
 
     def _pool(
         self,

@@ -47,10 +47,10 @@ from app.search.engine import (
     SearchResults,
     _distinctive_words,
     _empty,
-    _load_posts,
     _marked,
     _Plan,
     _plan,
+    load_posts,
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
@@ -602,7 +602,7 @@ class SQLiteSearch:
                 {"match": match, "post": post.id, "limit": limit * 2},
             )
             found += [row[0] for row in more if row[0] not in found]
-        return _load_posts(found[:limit])
+        return load_posts(found[:limit])
 
     @staticmethod
     def _rows(sql: str, params: dict[str, Any], *, expect_errors: bool = False) -> list[Any]:

@@ -3,13 +3,18 @@ so nobody learns that another reader's entry exists."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import abort
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import ColumnElement, or_, select
 
 from app.extensions import db, login_manager
-from app.models import Entry, Post, User
+from app.models import Entry, Post
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 
 def catalog_clause() -> ColumnElement[bool]:
@@ -17,7 +22,7 @@ def catalog_clause() -> ColumnElement[bool]:
     return Post.owner_id.is_(None)
 
 
-def visible_posts_clause(user: User | None) -> ColumnElement[bool]:
+def visible_posts_clause(user: Reader | None) -> ColumnElement[bool]:
     """Posts a reader may see: the shared catalog, the articles they added, and the
     articles other readers added that they saved too (shared, fetched once)."""
     if user is None or not user.is_authenticated:
@@ -26,14 +31,14 @@ def visible_posts_clause(user: User | None) -> ColumnElement[bool]:
     return or_(Post.owner_id.is_(None), Post.owner_id == user.id, saved.exists())
 
 
-def visible_post(user: User | None, post_id: int) -> Post:
+def visible_post(user: Reader | None, post_id: int) -> Post:
     post = db.session.scalar(select(Post).where(Post.id == post_id, visible_posts_clause(user)))
     if post is None:
         abort(404)
     return post
 
 
-def own_entry(user: User, entry_id: int, *, for_update: bool = False) -> Entry:
+def own_entry(user: Reader, entry_id: int, *, for_update: bool = False) -> Entry:
     """The reader's own entry, or 404 (another reader's entry looks like no entry)."""
     stmt = select(Entry).where(Entry.id == entry_id, Entry.user_id == user.id)
     if for_update:

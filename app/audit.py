@@ -8,12 +8,17 @@ for things that have no transaction of their own (a failed sign-in).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import has_request_context, request
 from flask_login import current_user
 
 from app.db import write_transaction
 from app.extensions import db
-from app.models import AuditEvent, User
+from app.models import AuditEvent
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 
 def record(
@@ -21,7 +26,7 @@ def record(
     *,
     target: str = "",
     detail: str = "",
-    actor: User | None = None,
+    actor: Reader | None = None,
     actor_email: str | None = None,
     signed_in: bool = True,
 ) -> AuditEvent:

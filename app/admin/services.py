@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 from werkzeug.security import generate_password_hash
@@ -32,6 +33,9 @@ from app.auth.services import (
 from app.db import write_transaction
 from app.extensions import db
 from app.models import AuditEvent, Entry, Post, Setting, User, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 LAST_ADMIN = "Dogear needs at least one active admin; make someone else an admin first."
 
@@ -77,7 +81,7 @@ def _would_orphan(user: User, admins: list[int]) -> bool:
     return user.id in admins and len(admins) <= 1
 
 
-def create_account(actor: User, email: str, password: str, *, is_admin: bool) -> User:
+def create_account(actor: Reader, email: str, password: str, *, is_admin: bool) -> User:
     password_hash = generate_password_hash(password)
     with write_transaction():
         user = add_user(email, password_hash, is_admin=is_admin)
@@ -90,7 +94,7 @@ def create_account(actor: User, email: str, password: str, *, is_admin: bool) ->
     return user
 
 
-def set_admin(actor: User, user_id: int, is_admin: bool) -> User:
+def set_admin(actor: Reader, user_id: int, is_admin: bool) -> User:
     """Make or unmake an admin; never the last active one."""
     actor_id = actor.id  # read before the transaction: `actor` may be gone after it starts
     with write_transaction():
@@ -111,7 +115,7 @@ def set_admin(actor: User, user_id: int, is_admin: bool) -> User:
     return user
 
 
-def set_disabled(actor: User, user_id: int, disabled: bool) -> User:
+def set_disabled(actor: Reader, user_id: int, disabled: bool) -> User:
     """Disable an account (signed out everywhere at once) or enable it again."""
     actor_id = actor.id  # read before the transaction: `actor` may be gone after it starts
     with write_transaction():
@@ -139,7 +143,7 @@ class DeletedUser:
     posts_kept: int
 
 
-def delete_user(actor: User, user_id: int, confirm_email: str) -> DeletedUser:
+def delete_user(actor: Reader, user_id: int, confirm_email: str) -> DeletedUser:
     """Delete an account and everything that is only theirs.
 
     Goes: the account, its list entries, reading activity, login sessions and reset
@@ -178,7 +182,7 @@ def delete_own_account(user: User, confirm_email: str) -> DeletedUser:
     return result
 
 
-def _erase(user: User, actor: User, action: str = "user.delete") -> DeletedUser:
+def _erase(user: User, actor: Reader, action: str = "user.delete") -> DeletedUser:
     """Delete the account and what is only theirs, in the caller's transaction: its
     entries, activity, sessions and reset links (ON DELETE CASCADE), and the private
     posts it added that no other reader saved; a private post another reader saved is
@@ -225,12 +229,12 @@ def _erase(user: User, actor: User, action: str = "user.delete") -> DeletedUser:
     return DeletedUser(email=email, entries=entries, posts_deleted=deleted, posts_kept=kept)
 
 
-def make_reset_link(actor: User, user_id: int) -> ResetLink:
+def make_reset_link(actor: Reader, user_id: int) -> ResetLink:
     """A one-time password link for an account, for the admin to pass on."""
     return create_reset_link(user_id, actor=actor, detail="made by an admin")
 
 
-def set_registration_mode(actor: User, mode: str) -> None:
+def set_registration_mode(actor: Reader, mode: str) -> None:
     if mode not in REGISTRATION_MODES:
         raise AccountError("Choose who can create an account.")
     before = registration_mode()

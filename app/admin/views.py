@@ -32,6 +32,7 @@ from app.admin.forms import CreateUserForm, DeleteUserForm, InviteForm, Registra
 from app.auth import services as auth_services
 from app.auth import twofactor
 from app.auth.services import AccountError, registration_mode
+from app.auth.signed_in import Reader
 from app.auth.twofactor_forms import AdminTwoFactorForm
 from app.models import User
 from app.pagination import Page, paginate
@@ -49,7 +50,7 @@ def _per_page() -> int:
     return int(current_app.config.get("ADMIN_PER_PAGE", DEFAULT_PER_PAGE))
 
 
-def _actor() -> User:
+def _actor() -> Reader:
     return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
 
 
@@ -320,7 +321,7 @@ def _change(user_id: int, action: Callable[[], User], message: str) -> ResponseR
         flash(str(error), "error")
         return redirect_back("admin.user", user_id=user_id)
     flash(message.format(user.email), "success")
-    if not current_user.is_admin:  # demoted themself: the admin area is closed now
+    if user.id == current_user.id and not user.is_admin:  # demoted themself: no admin area
         target = url_for("browse.index")
         return hx_redirect(target) if wants_fragment() else redirect(target, code=303)
     if wants_fragment():

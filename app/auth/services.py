@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from flask import current_app, url_for
-from sqlalchemy import Select, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -29,7 +29,8 @@ from app.auth import (
     sessions,
     tasks,  # declares the mail job, so every process knows it
 )
-from app.db import insert_ignoring_conflicts, write_transaction
+from app.auth.signed_in import Reader, SignedIn
+from app.db import insert_ignoring_conflicts, plain_rows, write_transaction
 from app.extensions import db
 from app.models import Invite, LoginSession, PasswordReset, Setting, User, utcnow
 
@@ -175,14 +176,20 @@ def record_failed_sign_in(email: str, reason: str) -> None:
 
 @cache
 def _signed_in() -> Select[Any]:
-    """The statement of every request: a session by its token hash, as plain columns,
-    its user, and the header's list count (a subquery on the kept list summary). Built
-    once per worker; only the token hash changes."""
+    """The statement of every request: a session by its token hash, its user and the
+    header's list count (a subquery on the kept list summary), all as plain columns.
+    Built once per worker; only the token hash changes."""
     from app.lists.queries import open_entries_count
 
     return (
         select(
-            User,
+            User.id.label("user_id"),
+            User.email,
+            User.is_admin,
+            User.two_factor_since,
+            and_(
+                User.two_factor_since.is_not(None), func.coalesce(User.totp_secret, "") != ""
+            ).label("two_factor_enabled"),
             LoginSession.id,
             LoginSession.remember,
             LoginSession.created_at,
@@ -196,25 +203,31 @@ def _signed_in() -> Select[Any]:
     )
 
 
-def load_user_by_session_token(token: str) -> User | None:
+def load_user_by_session_token(token: str) -> SignedIn | None:
     """The active user signed in with this token, or None if it was ended, revoked or
     has expired (an expired session is deleted: see `sessions.keep_alive`). Nothing is
     kept between requests: a session ended or a user disabled is refused on the next."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    row = db.session.execute(_signed_in(), {"token_hash": _hash_token(token)}).first()
+    row = plain_rows(_signed_in(), {"token_hash": _hash_token(token)}).first()
     if row is None:
         return None
-    user = row.User
+    user = SignedIn(
+        id=row.user_id,
+        email=row.email,
+        is_admin=bool(row.is_admin),
+        two_factor_since=row.two_factor_since,
+        two_factor_enabled=bool(row.two_factor_enabled),
+        session_token=token,
+        login_session_id=row.id,
+        open_entries=row.open_entries,
+    )
     if not sessions.keep_alive(row, user):
         return None
-    user.session_token = token
-    user.login_session_id = row.id
-    user.open_entries = row.open_entries
     return user
 
 
-def end_login_session(token: str | None, *, actor: User | None = None) -> None:
+def end_login_session(token: str | None, *, actor: Reader | None = None) -> None:
     """Sign one browser out: its session and remember cookies stop working."""
     if not token:
         return
@@ -357,7 +370,7 @@ def register(email: str, password: str) -> User:
 # --- invites -------------------------------------------------------------------
 
 
-def create_invite(actor: User, *, is_admin: bool, note: str, days: int) -> tuple[Invite, str]:
+def create_invite(actor: Reader, *, is_admin: bool, note: str, days: int) -> tuple[Invite, str]:
     """A single-use sign-up link; returns the invite and its token (shown once)."""
     token, token_hash = _new_token()
     with write_transaction():
@@ -445,7 +458,7 @@ def accept_invite(token: str, email: str, password: str) -> User:
     return user
 
 
-def revoke_invite(actor: User, invite_id: int) -> Invite:
+def revoke_invite(actor: Reader, invite_id: int) -> Invite:
     """Kill an open invite. LookupError if there is no such invite."""
     with write_transaction():
         invite = db.session.get(Invite, invite_id)
@@ -477,7 +490,7 @@ class ResetLink:
 
 
 def create_reset_link(
-    user_id: int, *, actor: User | None, detail: str = "", actor_email: str = ""
+    user_id: int, *, actor: Reader | None, detail: str = "", actor_email: str = ""
 ) -> ResetLink:
     """A one-time link that sets a new password for the user (LookupError if none).
 
@@ -587,7 +600,7 @@ def discard_reset_link(token: str) -> None:
         )
 
 
-def end_other_sessions(user: User) -> None:
+def end_other_sessions(user: Reader) -> None:
     """ "Sign out everywhere": every session of the account but this browser's."""
     with write_transaction():
         delete_login_sessions(user.id, except_token=user.session_token)

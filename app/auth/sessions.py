@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from flask import current_app, flash, g, has_request_context, redirect, request, url_for
 from flask.typing import ResponseReturnValue
@@ -31,7 +31,10 @@ from app.audit import record
 from app.db import write_transaction
 from app.extensions import db
 from app.jobs import periodic
-from app.models import LoginSession, User, utcnow
+from app.models import LoginSession, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 from app.templating import hx_redirect
 
 _EXPIRED = "dogear_session_expired"  # set on `g` when this request's session just ended
@@ -107,7 +110,7 @@ def _alive_clause(now: datetime) -> ColumnElement[bool]:
 # --- on every request ---------------------------------------------------------------
 
 
-def keep_alive(row: SessionTimes, user: User) -> bool:
+def keep_alive(row: SessionTimes, user: Reader) -> bool:
     """For the user loader: False (and the session ended) if `row` has expired, else
     True, with its last-seen time moved on when it is more than a few minutes old."""
     now = utcnow()
@@ -136,7 +139,7 @@ def _touch(session_id: int, now: datetime) -> None:
         )
 
 
-def _expire(row: SessionTimes, user: User) -> None:
+def _expire(row: SessionTimes, user: Reader) -> None:
     device = describe_user_agent(row.user_agent)
     with write_transaction():
         gone = db.session.execute(delete(LoginSession).where(LoginSession.id == row.id))
@@ -182,7 +185,7 @@ class SessionRow:
     current: bool  # the browser looking at the page
 
 
-def active_sessions(user: User) -> Select[tuple[LoginSession]]:
+def active_sessions(user: Reader) -> Select[tuple[LoginSession]]:
     """The reader's sessions that haven't expired, most recently used first."""
     return (
         select(LoginSession)
@@ -191,7 +194,7 @@ def active_sessions(user: User) -> Select[tuple[LoginSession]]:
     )
 
 
-def session_rows(user: User) -> list[SessionRow]:
+def session_rows(user: Reader) -> list[SessionRow]:
     current = getattr(user, "login_session_id", None)
     rows = []
     for row in db.session.scalars(active_sessions(user)):
@@ -215,7 +218,7 @@ def session_rows(user: User) -> list[SessionRow]:
     return rows
 
 
-def end_session(user: User, session_id: int) -> SessionRow:
+def end_session(user: Reader, session_id: int) -> SessionRow:
     """End one of the reader's own sessions (LookupError if they have none by that id):
     that browser is signed out on its next request."""
     with write_transaction():

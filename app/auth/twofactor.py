@@ -23,6 +23,7 @@ import hmac
 import io
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import pyotp
 import segno
@@ -35,6 +36,9 @@ from app.audit import record
 from app.db import write_transaction
 from app.extensions import db
 from app.models import Setting, User, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 RECOVERY_CODE_COUNT = 10
 _RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i look-alikes
@@ -293,7 +297,7 @@ def admin_two_factor_required() -> bool:
     return value == "required"
 
 
-def set_admin_two_factor(actor: User, required: bool) -> None:
+def set_admin_two_factor(actor: Reader, required: bool) -> None:
     """Require two-factor sign-in for admin accounts, or leave it to each admin."""
     if admin_two_factor_required() == required:
         return
@@ -309,7 +313,7 @@ def set_admin_two_factor(actor: User, required: bool) -> None:
         )
 
 
-def must_set_up(user: User) -> bool:
+def must_set_up(user: Reader) -> bool:
     """An admin who has to turn two-factor sign-in on before doing anything else."""
     return (
         user.is_authenticated

@@ -20,6 +20,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 
 from app.auth import services, signin, throttle, twofactor
+from app.auth.signed_in import current_account
 from app.auth.twofactor_forms import CodeForm, DisableForm, EnableForm, RegenerateForm
 from app.errors import resends_expired_form
 from app.extensions import limiter
@@ -59,7 +60,7 @@ def _login_limit() -> str:
 
 
 def _reader() -> User:
-    return current_user._get_current_object()  # type: ignore[attr-defined,no-any-return]
+    return current_account()
 
 
 # --- admins who must use it ------------------------------------------------------------
@@ -73,7 +74,7 @@ def require_admin_two_factor() -> ResponseReturnValue | None:
         return None
     if request.blueprint in _OPEN_BLUEPRINTS:
         return None
-    if not current_user.is_authenticated or not twofactor.must_set_up(_reader()):
+    if not current_user.is_authenticated or not twofactor.must_set_up(current_user):
         return None
     flash(
         "This Dogear requires two-factor sign-in for admins. Set it up to continue.",
@@ -229,7 +230,7 @@ def regenerate_recovery_codes() -> ResponseReturnValue:
             session[_NEW_CODES] = codes
             flash("New recovery codes are ready; the old ones no longer work.", "success")
             return redirect(url_for("auth.recovery_codes"), code=303)
-    if not _reader().two_factor_enabled:
+    if not current_user.two_factor_enabled:
         return redirect(url_for("auth.two_factor"), code=303)
     return _page(422, regenerate_form=form)
 
@@ -240,7 +241,7 @@ def regenerate_recovery_codes() -> ResponseReturnValue:
 def two_factor_disable() -> ResponseReturnValue:
     """Turn two-factor sign-in off (the password or a code first)."""
     form = DisableForm()
-    if not _reader().two_factor_enabled:
+    if not current_user.two_factor_enabled:
         return redirect(url_for("auth.two_factor"), code=303)
     if form.validate_on_submit():
         try:

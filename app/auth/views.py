@@ -29,6 +29,7 @@ from app.auth.forms import (
     ResetPasswordForm,
 )
 from app.auth.services import LinkProblem
+from app.auth.signed_in import current_account
 from app.errors import resends_expired_form
 from app.extensions import limiter
 from app.models import User
@@ -281,7 +282,7 @@ def account() -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             services.change_password(
-                current_user, form.current.data or "", form.password.data or ""
+                current_account(), form.current.data or "", form.password.data or ""
             )
         except services.AccountError as error:
             form.current.errors.append(str(error))
@@ -314,7 +315,7 @@ def delete_account() -> ResponseReturnValue:
     form = DeleteAccountForm()
     if form.validate_on_submit():
         try:
-            delete_own_account(current_user._get_current_object(), form.email.data or "")
+            delete_own_account(current_account(), form.email.data or "")
         except services.AccountError as error:
             form.email.errors.append(str(error))
         else:

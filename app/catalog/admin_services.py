@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,11 +35,13 @@ from app.models import (
     Setting,
     Source,
     Topic,
-    User,
     post_topics,
     source_topics,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 RETAG = "retag"
 
@@ -75,7 +78,7 @@ class PostChanges:
     topic_ids: list[int]
 
 
-def update_post(actor: User, post_id: int, changes: PostChanges) -> list[str]:
+def update_post(actor: Reader, post_id: int, changes: PostChanges) -> list[str]:
     """Save a catalog post's fields; returns the names of the fields that changed.
 
     The dedupe key stays as it was, so a re-import of the listing the post came from
@@ -135,7 +138,7 @@ class Refetch:
     message: str
 
 
-def refetch_post(actor: User, post_id: int) -> Refetch:
+def refetch_post(actor: Reader, post_id: int) -> Refetch:
     """Fetch a post's article again, whatever came of the last fetch. The caller
     enqueues `app.catalog.tasks.fetch_article` when `queued` (after this commits)."""
     with write_transaction():
@@ -156,7 +159,7 @@ class Deleted:
     entries: int
 
 
-def delete_post(actor: User, post_id: int) -> Deleted:
+def delete_post(actor: Reader, post_id: int) -> Deleted:
     """Delete a catalog post with every reader's entry for it (and its activity)."""
     with write_transaction():
         post = _catalog_post(post_id)
@@ -181,7 +184,7 @@ class Merged:
     activities: int
 
 
-def merge_posts(actor: User, duplicate_id: int, survivor_id: int) -> Merged:
+def merge_posts(actor: Reader, duplicate_id: int, survivor_id: int) -> Merged:
     """Merge a duplicate into the post that stays, then delete the duplicate.
 
     Readers' entries move to the survivor. A reader who has both keeps one entry,
@@ -334,7 +337,7 @@ def _check_slug_free(slug: str, topic_id: int | None) -> None:
             )
 
 
-def create_topic(actor: User, name: str, slug: str, keywords: str) -> Topic:
+def create_topic(actor: Reader, name: str, slug: str, keywords: str) -> Topic:
     with write_transaction():
         seed_vocabulary()
         _check_slug_free(slug, None)
@@ -345,7 +348,7 @@ def create_topic(actor: User, name: str, slug: str, keywords: str) -> Topic:
     return topic
 
 
-def update_topic(actor: User, topic_id: int, name: str, slug: str, keywords: str) -> list[str]:
+def update_topic(actor: Reader, topic_id: int, name: str, slug: str, keywords: str) -> list[str]:
     """Rename a topic or change its keywords; returns the names of what changed. A new
     name or slug reaches the search index through its trigger."""
     with write_transaction():
@@ -374,7 +377,7 @@ class TopicMerge:
     posts: int  # posts that were tagged with the merged topic
 
 
-def merge_topics(actor: User, topic_id: int, into_id: int) -> TopicMerge:
+def merge_topics(actor: Reader, topic_id: int, into_id: int) -> TopicMerge:
     """Give the posts of one topic the other, add its keywords to the other's, and
     delete it (its own post_topics rows go by cascade, reindexing those posts)."""
     if topic_id == into_id:
@@ -427,7 +430,7 @@ def merge_topics(actor: User, topic_id: int, into_id: int) -> TopicMerge:
 # --- re-tagging and the demo ---------------------------------------------------------
 
 
-def start_retag(actor: User) -> tuple[JobRun, bool]:
+def start_retag(actor: Reader) -> tuple[JobRun, bool]:
     """Start re-tagging the whole catalog in the background; returns the run and
     whether it is new (a run already queued or running is returned instead). The
     caller enqueues `admin_tasks.retag_catalog(run.id)` for a new run."""
@@ -463,7 +466,7 @@ class RemovedDemo:
     entries: int
 
 
-def remove_demo_catalog(actor: User) -> RemovedDemo:
+def remove_demo_catalog(actor: Reader) -> RemovedDemo:
     """Delete the posts the demo loader made (its source, "Dogear demo catalog"),
     readers' entries for them, and the source itself; the demo never loads again."""
     with write_transaction():

@@ -13,14 +13,14 @@ a reader changes it too, which costs a recount and never a stale count.
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from typing import Any
 
 from flask import g, has_request_context, request
-from sqlalchemy import event, select, update
+from sqlalchemy import Select, event, select, update
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.db import insert_ignoring_conflicts
-from app.extensions import db
+from app.db import insert_ignoring_conflicts, plain_rows
 from app.models import Post, Setting, Source, Topic
 
 KEY = "catalog_version"
@@ -29,9 +29,14 @@ _WATCHED_MODELS = (Post, Topic, Source)
 _FLAG = "dogear_catalog_changed"
 
 
+@cache
+def _current() -> Select[tuple[str]]:
+    return select(Setting.value).where(Setting.key == KEY)
+
+
 def current() -> str:
     """The catalog's version token ("" before the first write)."""
-    return db.session.scalar(select(Setting.value).where(Setting.key == KEY)) or ""
+    return plain_rows(_current()).scalar() or ""
 
 
 def for_page() -> str:

@@ -17,13 +17,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, func, select
 
 from app.extensions import db
 from app.imports.formats.dogear_json import FORMAT, FORMAT_VERSION
-from app.models import Activity, Entry, Post, Tag, User, entry_tags, utcnow
+from app.models import Activity, Entry, Post, Tag, entry_tags, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 BATCH = 500
 
@@ -59,7 +62,7 @@ class ExportSummary:
     without_address: int
 
 
-def summary(user: User) -> ExportSummary:
+def summary(user: Reader) -> ExportSummary:
     entries, without = db.session.execute(
         select(func.count(), func.count().filter(Post.url.is_(None)))
         .select_from(Entry)
@@ -70,7 +73,7 @@ def summary(user: User) -> ExportSummary:
     return ExportSummary(entries=entries, tags=tags or 0, without_address=without)
 
 
-def _batches(user: User) -> Iterator[tuple[Sequence[Row[Any]], dict[int, list[str]]]]:
+def _batches(user: Reader) -> Iterator[tuple[Sequence[Row[Any]], dict[int, list[str]]]]:
     """The reader's entries in the order they were saved, BATCH at a time, each batch
     with its entries' tags."""
     result = db.session.execute(
@@ -101,7 +104,7 @@ def _iso(value: datetime | date | None) -> str | None:
 # --- Dogear JSON ------------------------------------------------------------------------------
 
 
-def export_json(user: User) -> Iterator[str]:
+def export_json(user: Reader) -> Iterator[str]:
     """Everything about the reader's list (format_version 1; the reader is
     app/imports/formats/dogear_json.py)."""
     tag_names = list(
@@ -165,7 +168,7 @@ def _json_entry(row: Row[Any], tags: list[str], history: list[dict[str, Any]]) -
     }
 
 
-def _history(user: User, post_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _history(user: Reader, post_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     history: dict[int, list[dict[str, Any]]] = {}
     rows = db.session.execute(
         select(Activity.post_id, Activity.at, Activity.progress_from, Activity.progress_to)
@@ -177,7 +180,7 @@ def _history(user: User, post_ids: list[int]) -> dict[int, list[dict[str, Any]]]
     return history
 
 
-def _orphan_history(user: User) -> Iterator[Row[Any]]:
+def _orphan_history(user: Reader) -> Iterator[Row[Any]]:
     """Reading history of posts no longer on the list (it still counts in the stats)."""
     listed = select(Entry.id).where(Entry.user_id == user.id, Entry.post_id == Activity.post_id)
     result = db.session.execute(
@@ -223,7 +226,7 @@ def safe_cell(value: object) -> object:
     return value
 
 
-def export_csv(user: User) -> Iterator[str]:
+def export_csv(user: Reader) -> Iterator[str]:
     """One row per entry; tags separated by commas (a tag never contains one)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -274,7 +277,7 @@ def _unix(value: datetime | None) -> int:
     return int(value.replace(tzinfo=UTC).timestamp()) if value else 0
 
 
-def export_html(user: User) -> Iterator[str]:
+def export_html(user: Reader) -> Iterator[str]:
     """Bookmarks as browsers and linkding read them: `TOREAD="1"` for what is still
     to read, `TAGS`, `ADD_DATE`; an archived entry carries linkding's
     `linkding:archived` tag; the note is the description. Posts without an address

@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from flask import current_app
@@ -30,7 +30,10 @@ from sqlalchemy import select
 from app.extensions import db
 from app.imports import ImportedEntry, ImportProblem, UnreadableFile
 from app.imports.detect import Format, detect
-from app.models import Entry, Post, User
+from app.models import Entry, Post
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 CHUNK_SIZE = 500  # entries per write transaction: readers' writes wait at most one chunk
 SAMPLE = 5  # rows of each kind the preview lists
@@ -263,7 +266,7 @@ class Preview:
         return cls(**value)
 
 
-def preview(user: User, data: bytes, filename: str = "") -> Preview:
+def preview(user: Reader, data: bytes, filename: str = "") -> Preview:
     """Read the file and compare it with the reader's list; writes nothing. The
     entries are compared a chunk at a time; only the rows shown are kept."""
     with read_file(data) as parsed:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask import abort
 from sqlalchemy import delete, insert, select
@@ -25,12 +26,15 @@ from app.imports.commit import KIND, PIECE
 from app.imports.commit import run_import as run_import  # re-exported: tests call services.*
 from app.imports.preview import SAMPLE as SAMPLE  # re-exported: tests call services.*
 from app.imports.preview import Preview, preview
-from app.models import JobRun, Upload, UploadPiece, User, utcnow
+from app.models import JobRun, Upload, UploadPiece, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 EXISTING = ("skip", "update")
 
 
-def store_upload(user: User, filename: str, data: bytes) -> tuple[Upload, Preview]:
+def store_upload(user: Reader, filename: str, data: bytes) -> tuple[Upload, Preview]:
     """Preview the file and keep it for the reader to confirm. A file that can't be
     imported raises UnreadableFile and nothing is written. The reader's earlier
     uploads that never became an import go."""
@@ -66,7 +70,7 @@ def _add_upload(upload: Upload, data: bytes) -> None:
         )
 
 
-def own_upload(user: User, upload_id: int) -> Upload:
+def own_upload(user: Reader, upload_id: int) -> Upload:
     """The reader's own upload, or 404."""
     upload = db.session.scalar(
         select(Upload).where(Upload.id == upload_id, Upload.user_id == user.id)
@@ -84,7 +88,7 @@ def upload_run_id(upload: Upload) -> int | None:
     return json.loads(upload.options or "{}").get("run")
 
 
-def discard_upload(user: User, upload_id: int) -> None:
+def discard_upload(user: Reader, upload_id: int) -> None:
     """Forget an upload the reader decided not to import."""
     with write_transaction():
         upload = own_upload(user, upload_id)
@@ -92,7 +96,7 @@ def discard_upload(user: User, upload_id: int) -> None:
             db.session.delete(upload)
 
 
-def own_run(user: User, run_id: int) -> JobRun:
+def own_run(user: Reader, run_id: int) -> JobRun:
     """One of the reader's imports, or 404."""
     run = db.session.scalar(
         select(JobRun).where(
@@ -104,7 +108,7 @@ def own_run(user: User, run_id: int) -> JobRun:
     return run
 
 
-def recent_runs(user: User, limit: int = 5) -> list[JobRun]:
+def recent_runs(user: Reader, limit: int = 5) -> list[JobRun]:
     return list(
         db.session.scalars(
             select(JobRun)
@@ -115,7 +119,7 @@ def recent_runs(user: User, limit: int = 5) -> list[JobRun]:
     )
 
 
-def start_import(user: User, upload_id: int, existing: str, *, enqueue: bool = True) -> JobRun:
+def start_import(user: Reader, upload_id: int, existing: str, *, enqueue: bool = True) -> JobRun:
     """Turn a previewed upload into an import job. Confirming twice starts it once."""
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {EXISTING}")

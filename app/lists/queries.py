@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from flask import request
-from sqlalchemy import Row, ScalarSelect, Select, column, func, select, table
+from sqlalchemy import Row, ScalarSelect, Select, bindparam, column, func, select, table
 from sqlalchemy.orm import contains_eager, selectinload
 
+from app.db import plain_rows
 from app.extensions import db
-from app.models import Entry, EntryState, Post, Tag, User
+from app.models import Entry, EntryState, Post, Tag
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 OPEN_STATES = (EntryState.SAVED.value, EntryState.READING.value)
 TABS = (
@@ -22,7 +27,7 @@ TABS = (
 )
 
 
-def count_open_entries(user: User) -> int:
+def count_open_entries(user: Reader) -> int:
     """Entries up next or in progress (the header's badge). A page view has it already:
     the sign-in check counted them in the same statement (`open_entries_count`)."""
     counted = getattr(user, "open_entries", None)
@@ -52,7 +57,7 @@ def open_entries_count(user_id: Any) -> ScalarSelect[int]:
     )
 
 
-def entries_in_state(user: User, state: str, tag: str | None = None) -> Select[tuple[Entry]]:
+def entries_in_state(user: Reader, state: str, tag: str | None = None) -> Select[tuple[Entry]]:
     """One tab of the list, in the order that tab reads best; with `tag`, only the
     entries the reader gave that tag."""
     order = {
@@ -84,13 +89,16 @@ class ListSummary:
     minutes_left: int
 
 
-def list_summary(user: User) -> ListSummary:
+@cache
+def _list_summary() -> Select[tuple[str, int, int]]:
     summaries = list_summaries.c
-    rows = db.session.execute(
-        select(summaries.state, summaries.entries, summaries.minutes_left_x100).where(
-            summaries.user_id == user.id
-        )
-    ).all()
+    return select(summaries.state, summaries.entries, summaries.minutes_left_x100).where(
+        summaries.user_id == bindparam("user_id")
+    )
+
+
+def list_summary(user: Reader) -> ListSummary:
+    rows = plain_rows(_list_summary(), {"user_id": user.id}).all()
     counts = {state: 0 for state, _ in TABS}
     minutes_left = 0
     for state, count, left in rows:
@@ -100,21 +108,25 @@ def list_summary(user: User) -> ListSummary:
     return ListSummary(counts=counts, minutes_left=-(-minutes_left // 100))
 
 
-def entries_for_posts(user: User | None, post_ids: Iterable[int]) -> dict[int, Row[Any]]:
+def entries_for_posts(user: Reader | None, post_ids: Iterable[int]) -> dict[int, Row[Any]]:
     """The reader's entries for these posts, by post id, as plain rows (post_id, state,
     progress: what a result's Save toggle shows): one query for a whole page."""
     ids = list(post_ids)
     if user is None or not user.is_authenticated or not ids:
         return {}
-    rows = db.session.execute(
-        select(Entry.post_id, Entry.state, Entry.progress).where(
-            Entry.user_id == user.id, Entry.post_id.in_(ids)
-        )
-    )
+    rows = plain_rows(_entries_for_posts(), {"user_id": user.id, "post_ids": ids})
     return {row.post_id: row for row in rows}
 
 
-def entry_for_post(user: User, post_id: int) -> Entry | None:
+@cache
+def _entries_for_posts() -> Select[tuple[int, str, int]]:
+    return select(Entry.post_id, Entry.state, Entry.progress).where(
+        Entry.user_id == bindparam("user_id"),
+        Entry.post_id.in_(bindparam("post_ids", expanding=True)),
+    )
+
+
+def entry_for_post(user: Reader, post_id: int) -> Entry | None:
     return db.session.scalar(
         select(Entry).where(Entry.user_id == user.id, Entry.post_id == post_id)
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select, update
 
@@ -13,8 +14,11 @@ from app.catalog.fetch import placeholder_title, request_fetch
 from app.catalog.tasks import fetch_article
 from app.db import insert_ignoring_conflicts, write_transaction
 from app.extensions import db
-from app.models import Activity, Entry, EntryState, FetchState, Post, User, utcnow
+from app.models import Activity, Entry, EntryState, FetchState, Post, utcnow
 from app.urls import normalize_url
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 
 def state_for_progress(progress: int) -> str:
@@ -26,7 +30,7 @@ def state_for_progress(progress: int) -> str:
     return EntryState.SAVED.value
 
 
-def save_post(user: User, post_id: int) -> Entry:
+def save_post(user: Reader, post_id: int) -> Entry:
     """Put a post on the reader's list (at the end of up next). Saving twice is harmless."""
     with write_transaction():
         access.visible_post(user, post_id)
@@ -34,7 +38,7 @@ def save_post(user: User, post_id: int) -> Entry:
     return _entry_of(user, post_id)
 
 
-def _insert_entry(user: User, post_id: int, *, first: bool, title: str = "") -> bool:
+def _insert_entry(user: Reader, post_id: int, *, first: bool, title: str = "") -> bool:
     """Add the entry unless the reader has one (`INSERT … ON CONFLICT DO NOTHING`), at
     the end of up next or, with `first`, at its top. True when it was added."""
     position = func.max(Entry.position) + 1 if not first else func.min(Entry.position) - 1
@@ -64,7 +68,7 @@ def _insert_entry(user: User, post_id: int, *, first: bool, title: str = "") -> 
     return result.first() is not None
 
 
-def _entry_of(user: User, post_id: int) -> Entry:
+def _entry_of(user: Reader, post_id: int) -> Entry:
     entry = db.session.scalar(
         select(Entry).where(Entry.user_id == user.id, Entry.post_id == post_id)
     )
@@ -78,7 +82,7 @@ class AddedArticle:
     added: bool  # False: the reader had this page on their list already
 
 
-def add_article(user: User, raw_url: str, title: str = "") -> AddedArticle:
+def add_article(user: Reader, raw_url: str, title: str = "") -> AddedArticle:
     """Save any web page to the reader's list by its address, at the top of up next.
 
     One post per normalised URL: a catalog post with that URL is saved as it is; an
@@ -120,7 +124,7 @@ def add_article(user: User, raw_url: str, title: str = "") -> AddedArticle:
     return AddedArticle(entry=_entry_of(user, post.id), added=added)
 
 
-def retry_fetch(user: User, entry_id: int) -> Entry:
+def retry_fetch(user: Reader, entry_id: int) -> Entry:
     """Fetch a failed article again (the reader's Retry)."""
     with write_transaction():
         entry = access.own_entry(user, entry_id, for_update=True)
@@ -130,7 +134,7 @@ def retry_fetch(user: User, entry_id: int) -> Entry:
     return entry
 
 
-def unsave_post(user: User, post_id: int) -> None:
+def unsave_post(user: Reader, post_id: int) -> None:
     """Take a not-yet-started post off the reader's list (the Save toggle's undo).
 
     A started, finished or archived entry stays: the toggle must never lose a reader's
@@ -148,7 +152,7 @@ def unsave_post(user: User, post_id: int) -> None:
         )
 
 
-def remove_entry(user: User, entry_id: int) -> str:
+def remove_entry(user: Reader, entry_id: int) -> str:
     """Delete one of the reader's entries (404 for anyone else's); returns the title.
 
     An article that readers added goes with its last entry: it is in nobody's list
@@ -172,7 +176,7 @@ def remove_entry(user: User, entry_id: int) -> str:
 
 
 def update_progress(
-    user: User, entry_id: int, progress: int, *, resume_position: int | None = None
+    user: Reader, entry_id: int, progress: int, *, resume_position: int | None = None
 ) -> Entry:
     """Set progress (0-100) in one atomic UPDATE, move the state with it, log the change.
 
@@ -214,7 +218,7 @@ def update_progress(
     return entry
 
 
-def set_archived(user: User, entry_id: int, archived: bool) -> Entry:
+def set_archived(user: Reader, entry_id: int, archived: bool) -> Entry:
     """Archive an entry (out of the way, progress kept) or bring it back."""
     with write_transaction():
         entry = access.own_entry(user, entry_id, for_update=True)
@@ -223,7 +227,7 @@ def set_archived(user: User, entry_id: int, archived: bool) -> Entry:
     return entry
 
 
-def record_reading(user: User, entry_id: int, position: int) -> Entry:
+def record_reading(user: Reader, entry_id: int, position: int) -> Entry:
     """The reader view's report of how far the reader is (0–1000 of the article).
 
     The resume point follows the reader both ways; progress only grows, so scrolling

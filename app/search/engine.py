@@ -18,17 +18,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
 from app.extensions import db
-from app.models import Post, Source, Topic, User
+from app.models import Post, Source, Topic
 from app.pagination import Page
 from app.search.facets import Facets
 from app.search.parser import Filter, Query
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 SORTS = {
     "relevance": "Best match",
@@ -78,15 +81,15 @@ class SearchResults:
 
 class SearchEngine(Protocol):
     def search(
-        self, query: Query, user: User | None, *, sort: str, page: int, per_page: int
+        self, query: Query, user: Reader | None, *, sort: str, page: int, per_page: int
     ) -> SearchResults: ...
 
-    def related_posts(self, post: Post, user: User | None, limit: int) -> list[Post]: ...
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]: ...
 
 
 def search(
     query: Query,
-    user: User | None,
+    user: Reader | None,
     *,
     sort: str = "relevance",
     page: int = 1,
@@ -98,7 +101,7 @@ def search(
     return _engine().search(query, user, sort=sort, page=max(page, 1), per_page=per_page)
 
 
-def related_posts(post: Post, limit: int = 5, *, user: User | None = None) -> list[Post]:
+def related_posts(post: Post, limit: int = 5, *, user: Reader | None = None) -> list[Post]:
     """Posts sharing `post`'s rarest words and its topics, best first (never `post`).
 
     Without `user` only shared-catalog posts are considered.
@@ -129,7 +132,7 @@ class _Plan:
     """A query made concrete for one reader: filters resolved against the database."""
 
     query: Query
-    user: User | None
+    user: Reader | None
     notes: list[str] = field(default_factory=list)
     impossible: bool = False  # a filter names nothing (topic:nosuch): no results
     topic_slugs: list[str] = field(default_factory=list)  # all of them (AND)
@@ -145,7 +148,7 @@ class _Plan:
         return bool(self.query.groups)
 
 
-def _plan(query: Query, user: User | None) -> _Plan:
+def _plan(query: Query, user: Reader | None) -> _Plan:
     notes = list(query.notes)
     if user is None and any(f.field == "is" for f in query.filters):
         query = query.without_states()

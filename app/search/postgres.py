@@ -54,13 +54,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from sqlalchemy import text
 
 from app.extensions import db
-from app.models import Post, User
+from app.models import Post
 from app.pagination import Page
 from app.search import engine, impacts
 from app.search.engine import (
@@ -78,6 +78,9 @@ from app.search.engine import (
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 CONFIG = "dogear"  # the text search configuration of migration 0008
 FIELD_WEIGHTS = "ABCD"  # title; summary and topics; author; content
@@ -205,7 +208,7 @@ class _Sql:
         return " AND ".join(self.conditions) or "TRUE"
 
 
-def _visible(user: User | None, params: dict[str, Any]) -> str:
+def _visible(user: Reader | None, params: dict[str, Any]) -> str:
     """Posts the reader may see: as app.access.visible_posts_clause, in SQL."""
     if user is None:
         return "p.owner_id IS NULL"
@@ -349,7 +352,7 @@ class PostgresSearch:
     """Search with the tsvector, GIN index and title-key index of migration 0008."""
 
     def search(
-        self, query: Query, user: User | None, *, sort: str, page: int, per_page: int
+        self, query: Query, user: Reader | None, *, sort: str, page: int, per_page: int
     ) -> SearchResults:
         plan = _plan(query, user)
         if not plan.has_text and sort == "relevance":
@@ -514,7 +517,7 @@ class PostgresSearch:
                 snippets[post_id] = snippet
         return snippets
 
-    def related_posts(self, post: Post, user: User | None, limit: int) -> list[Post]:
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]:
         """Rank posts by ts_rank_cd against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]

@@ -29,14 +29,14 @@ import logging
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 from sqlalchemy import bindparam, text
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from app.models import Post, User
+from app.models import Post
 from app.pagination import Page
 from app.search import engine, impacts
 from app.search.engine import (
@@ -54,6 +54,9 @@ from app.search.engine import (
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +375,7 @@ class SQLiteSearch:
     """Search with the FTS5 tables of migration 0002."""
 
     def search(
-        self, query: Query, user: User | None, *, sort: str, page: int, per_page: int
+        self, query: Query, user: Reader | None, *, sort: str, page: int, per_page: int
     ) -> SearchResults:
         plan = _plan(query, user)
         if not plan.has_text and sort == "relevance":
@@ -557,7 +560,7 @@ class SQLiteSearch:
             if fragment and MARK_OPEN not in summary and MARK_CLOSE not in summary
         }
 
-    def related_posts(self, post: Post, user: User | None, limit: int) -> list[Post]:
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]:
         """Rank posts by bm25 against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]

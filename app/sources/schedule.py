@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import or_, select, update
@@ -21,9 +22,12 @@ from sqlalchemy import or_, select, update
 from app import audit
 from app.db import write_transaction
 from app.extensions import db
-from app.models import JobRun, Source, User, utcnow
+from app.models import JobRun, Source, utcnow
 from app.sources.common import REFRESH_ALL, REFRESHABLE_KINDS, SourceError, count
 from app.sources.refresh import RefreshOutcome, refresh_source
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +109,7 @@ def active_refresh_all() -> JobRun | None:
     )
 
 
-def open_refresh_all(actor: User | None) -> tuple[JobRun, bool]:
+def open_refresh_all(actor: Reader | None) -> tuple[JobRun, bool]:
     """Make the JobRun of a refresh of every source, for services.start_refresh_all to
     queue. Returns the run and whether it is new (one already under way is returned
     instead of a second)."""

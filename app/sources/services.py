@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from flask import current_app
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from app import audit
 from app.db import write_transaction
 from app.extensions import db
-from app.models import JobRun, Post, Source, SourceKind, Topic, User, utcnow
+from app.models import JobRun, Post, Source, SourceKind, Topic, utcnow
 from app.sources import opml, schedule, tasks
 from app.sources.common import (
     MAX_NAME,
@@ -36,11 +37,14 @@ from app.sources.entries import match_topic, topic_lookup
 from app.sources.probe import Probe, probe
 from app.urls import InvalidURL, normalize_url
 
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
+
 # --- adding, editing, deleting ---------------------------------------------------------
 
 
 def add_source(
-    actor: User | None,
+    actor: Reader | None,
     raw_url: str,
     *,
     name: str = "",
@@ -83,7 +87,7 @@ def add_source(
 
 
 def edit_source(
-    actor: User | None,
+    actor: Reader | None,
     source_id: int,
     *,
     name: str,
@@ -128,7 +132,7 @@ def edit_source(
     return source
 
 
-def delete_source(actor: User | None, source_id: int) -> tuple[str, int]:
+def delete_source(actor: Reader | None, source_id: int) -> tuple[str, int]:
     """Delete a source; its posts stay in the catalog (their source is cleared by the
     foreign key). Returns the source's name and how many posts it had."""
     with write_transaction():
@@ -145,7 +149,7 @@ def delete_source(actor: User | None, source_id: int) -> tuple[str, int]:
     return name, kept
 
 
-def request_refresh(actor: User | None, source_id: int) -> Source:
+def request_refresh(actor: Reader | None, source_id: int) -> Source:
     """Queue a refresh of one source now (the Refresh button)."""
     with write_transaction():
         source = _source(source_id)
@@ -158,7 +162,7 @@ def request_refresh(actor: User | None, source_id: int) -> Source:
     return source
 
 
-def start_refresh_all(actor: User | None) -> tuple[JobRun, bool]:
+def start_refresh_all(actor: Reader | None) -> tuple[JobRun, bool]:
     """Queue a refresh of every source, watched through a JobRun. Returns the run and
     whether it is new (one already under way is returned instead of a second)."""
     run, new = schedule.open_refresh_all(actor)
@@ -239,7 +243,7 @@ def preview_opml(body: bytes) -> OpmlPreview:
     return preview
 
 
-def import_opml(actor: User | None, candidates: Sequence[OpmlCandidate]) -> tuple[int, int]:
+def import_opml(actor: Reader | None, candidates: Sequence[OpmlCandidate]) -> tuple[int, int]:
     """Add the chosen feeds as sources (all or none) and queue their first refresh.
     Returns (added, skipped): feeds that became sources meanwhile are skipped."""
     added: list[Source] = []

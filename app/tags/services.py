@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import abort
 from sqlalchemy import delete, func, select
@@ -14,7 +14,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app import access
 from app.db import write_transaction
 from app.extensions import db
-from app.models import Entry, Tag, User, entry_tags, utcnow
+from app.models import Entry, Tag, entry_tags, utcnow
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
 
 TAG_MAX = 60
 TAGS_AT_ONCE = 20
@@ -60,7 +63,7 @@ def parse_tag_name(text: str) -> str:
     return names[0]
 
 
-def own_tag(user: User, tag_id: int) -> Tag:
+def own_tag(user: Reader, tag_id: int) -> Tag:
     """The reader's own tag, or 404 (another reader's tag looks like no tag)."""
     tag = db.session.scalar(select(Tag).where(Tag.id == tag_id, Tag.user_id == user.id))
     if tag is None:
@@ -117,7 +120,7 @@ def link_tags(pairs: Iterable[tuple[int, int]]) -> None:
         db.session.execute(insert_ignoring(entry_tags, "entry_id", "tag_id"), rows)
 
 
-def add_tags(user: User, entry_id: int, names: list[str]) -> Entry:
+def add_tags(user: Reader, entry_id: int, names: list[str]) -> Entry:
     """Tag one of the reader's entries (404 for anyone else's)."""
     names = [name for name in (clean_tag_name(raw) for raw in names) if name]
     with write_transaction():
@@ -128,7 +131,7 @@ def add_tags(user: User, entry_id: int, names: list[str]) -> Entry:
     return entry
 
 
-def remove_tag(user: User, entry_id: int, tag_id: int) -> tuple[Entry, str]:
+def remove_tag(user: Reader, entry_id: int, tag_id: int) -> tuple[Entry, str]:
     """Take a tag off one entry; the tag stays for the reader's other entries."""
     with write_transaction():
         entry = access.own_entry(user, entry_id, for_update=True)
@@ -150,7 +153,7 @@ class Renamed:
     merged: bool  # the reader had a tag with the new name: the two are one now
 
 
-def rename_tag(user: User, tag_id: int, new_name: str) -> Renamed:
+def rename_tag(user: Reader, tag_id: int, new_name: str) -> Renamed:
     """Rename a tag; renaming it to another of the reader's tags merges the two."""
     with write_transaction():
         tag = own_tag(user, tag_id)
@@ -167,7 +170,7 @@ def rename_tag(user: User, tag_id: int, new_name: str) -> Renamed:
     return Renamed(old, new_name, merged=True)
 
 
-def delete_tag(user: User, tag_id: int) -> str:
+def delete_tag(user: Reader, tag_id: int) -> str:
     """Delete a tag from the reader's entries and their tags; returns its name."""
     with write_transaction():
         tag = own_tag(user, tag_id)
@@ -184,7 +187,7 @@ class TagCount:
     entries: int
 
 
-def tags_with_counts(user: User) -> list[TagCount]:
+def tags_with_counts(user: Reader) -> list[TagCount]:
     """The reader's tags by name, each with how many of their entries carry it."""
     rows = db.session.execute(
         select(Tag.id, Tag.name, func.count(entry_tags.c.entry_id))
@@ -196,5 +199,5 @@ def tags_with_counts(user: User) -> list[TagCount]:
     return [TagCount(tag_id, name, count) for tag_id, name, count in rows]
 
 
-def tag_named(user: User, name: str) -> Tag | None:
+def tag_named(user: Reader, name: str) -> Tag | None:
     return db.session.scalar(select(Tag).where(Tag.user_id == user.id, Tag.name == name))

@@ -198,5 +198,9 @@ def register(app: Flask) -> None:
     app.jinja_env.globals["wants_fragment"] = wants_fragment
     app.jinja_env.globals["has_endpoint"] = _has_endpoint
     app.jinja_env.globals["poll_every"] = _poll_every
+    # A global as well as Flask-Login's context variable, so macro files can be
+    # imported without the page's context: Jinja then builds their module once per
+    # worker instead of on every render.
+    app.jinja_env.globals["current_user"] = current_user
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True

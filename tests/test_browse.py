@@ -428,6 +428,18 @@ def test_cards_are_rendered_once_and_follow_every_change_on_any_worker(
         other.submit(f"/list/save/{post.id}", htmx=True)
         assert 'aria-pressed="true"' in other.get("/").get_data(as_text=True)
         assert 'aria-pressed="true"' not in browser.get("/").get_data(as_text=True)
+        assert "Sign in to save" in browser.get("/").get_data(as_text=True)
+        # The card keeps the Save button of a reader who hasn't saved the post; a third
+        # reader gets that one, not the saver's toggle.
+        make_user("third@example.com")
+        third = reader_side.test_client()
+        sign_in(third, "third@example.com")
+        html = third.get("/").get_data(as_text=True)
+        assert 'aria-pressed="false"' in html and 'aria-pressed="true"' not in html
+        assert f'formaction="/list/save/{post.id}"' in html
+        other.submit(f"/list/unsave/{post.id}", htmx=True)
+        html = other.get("/").get_data(as_text=True)
+        assert 'aria-pressed="false"' in html and 'aria-pressed="true"' not in html
         db.session.remove()
         db.engine.dispose()
     with writer_side.app_context():

@@ -9,7 +9,9 @@ write to posts, their topics, topics or sources changes in the same transaction.
 So any change to a post or its topics (a topic renamed included) makes new keys on
 every worker and host, without a flush; the old entries age out of the LRU. The
 reader's own part (the Save toggle with their state) is rendered per request by the
-caller and never kept, nor is a search's snippet, which replaces the summary.
+caller and never kept, nor is a search's snippet, which replaces the summary. (The
+Save button a reader sees on a post they haven't saved is the same for everyone, so
+the card keeps that one.)
 
 Only posts the reader may see reach a card, so sharing a private post's card between
 the readers who can see it shows nobody anything new.
@@ -39,6 +41,7 @@ class Card:
     head: Markup  # the opening <article>, the title and the meta line
     summary: Markup  # the post's own summary paragraph ("" without one)
     topics: Markup  # the topic list ("" without topics)
+    save: Markup  # the Save toggle of a signed-in reader who hasn't saved the post
 
 
 def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
@@ -69,14 +72,15 @@ def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
 
 
 def _render(post: Post, heading: str) -> Card:
-    def macro(name: str) -> Markup:
-        return get_template_attribute("macros/posts.html", name)
+    def macro(name: str, template: str = "macros/posts.html") -> Markup:
+        return get_template_attribute(template, name)
 
     return Card(
         post_id=post.id,
         head=macro("card_head")(post, heading),
         summary=macro("card_summary")(post),
         topics=macro("topic_list")(post),
+        save=macro("save_button", "macros/lists.html")(post.id),
     )
 
 

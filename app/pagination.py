@@ -7,7 +7,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy import Select
 
-from app.db import defers_offset
+from app.db import defers_offset, plain_rows
 from app.extensions import db
 
 T = TypeVar("T")
@@ -39,11 +39,17 @@ class Page(Generic[T]):
 
 
 def paginate(
-    stmt: Select[tuple[T]], page: int, per_page: int, *, deferred: bool = False
+    stmt: Select[tuple[T]],
+    page: int,
+    per_page: int,
+    *,
+    deferred: bool = False,
+    plain: bool = False,
 ) -> Page[T]:
     """Page `page` of `stmt`'s rows. With `deferred`, on a database that needs it
     (`app.db.defers_offset`), the rows skipped by the offset are found by id alone
-    and only the page's rows are read whole (a "deferred join")."""
+    and only the page's rows are read whole (a "deferred join"). With `plain`, the
+    rows are plain values (ids), read past the ORM (`app.db.plain_rows`)."""
     offset = (page - 1) * per_page
     if deferred and offset and defers_offset():
         entity = stmt.column_descriptions[0]["entity"]
@@ -51,5 +57,5 @@ def paginate(
         stmt = stmt.where(entity.id.in_(ids)).limit(per_page + 1)
     else:
         stmt = stmt.limit(per_page + 1).offset(offset)
-    rows = list(db.session.scalars(stmt))
+    rows = list(plain_rows(stmt).scalars() if plain else db.session.scalars(stmt))
     return Page(items=rows[:per_page], number=page, has_next=len(rows) > per_page)

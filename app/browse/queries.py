@@ -6,6 +6,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, select
@@ -26,7 +27,17 @@ def catalog_post_ids(filters: BrowseFilters, *, common_topic: bool = False) -> S
     `common_topic` picks the plan for the topic filter: for a topic on many posts,
     walk the sorted index and check each post (EXISTS) so the first page stops after
     a few dozen rows; for a rare topic, fetch its few posts first (IN) and sort them.
+
+    The statement is built once per worker for each filter combination (the page
+    number aside) and database: building it cost as much as running it.
     """
+    return _catalog_post_ids(filters.with_changes(page=1), common_topic, db.engine.dialect.name)
+
+
+@lru_cache(maxsize=512)
+def _catalog_post_ids(
+    filters: BrowseFilters, common_topic: bool, _dialect: str
+) -> Select[tuple[int]]:
     order = {
         "newest": (nulls_smallest(Post.published_on, descending=True), Post.id.desc()),
         "oldest": (nulls_smallest(Post.published_on, descending=False), Post.id.asc()),

@@ -34,7 +34,9 @@ def index() -> ResponseReturnValue:
     post_ids = queries.catalog_post_ids(
         filters, common_topic=catalog.is_common_topic(filters.topic)
     )
-    page = paginate(post_ids, filters.page, current_app.config["POSTS_PER_PAGE"], deferred=True)
+    page = paginate(
+        post_ids, filters.page, current_app.config["POSTS_PER_PAGE"], deferred=True, plain=True
+    )
     fragment = wants_fragment()
     return render(
         "browse/index.html",

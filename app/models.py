@@ -309,8 +309,12 @@ class Entry(db.Model):
 
     @property
     def minutes_left(self) -> int:
-        minutes = self.post.reading_minutes or 0
-        return -(-minutes * (100 - self.progress) // 100)  # ceiling
+        return minutes_left(self.post.reading_minutes, self.progress)
+
+
+def minutes_left(reading_minutes: int | None, progress: int) -> int:
+    """Reading time left at `progress` percent, rounded up."""
+    return -(-(reading_minutes or 0) * (100 - progress) // 100)
 
 
 entry_tags = Table(

@@ -49,7 +49,8 @@ def paginate(
     """Page `page` of `stmt`'s rows. With `deferred`, on a database that needs it
     (`app.db.defers_offset`), the rows skipped by the offset are found by id alone
     and only the page's rows are read whole (a "deferred join"). With `plain`, the
-    rows are plain values (ids), read past the ORM (`app.db.plain_rows`)."""
+    rows are read past the ORM (`app.db.plain_rows`): values for a one-column
+    statement (ids), else `Row`s."""
     offset = (page - 1) * per_page
     if deferred and offset and defers_offset():
         entity = stmt.column_descriptions[0]["entity"]
@@ -57,5 +58,10 @@ def paginate(
         stmt = stmt.where(entity.id.in_(ids)).limit(per_page + 1)
     else:
         stmt = stmt.limit(per_page + 1).offset(offset)
-    rows = list(plain_rows(stmt).scalars() if plain else db.session.scalars(stmt))
+    if not plain:
+        rows = list(db.session.scalars(stmt))
+    elif len(stmt.selected_columns) == 1:
+        rows = list(plain_rows(stmt).scalars())
+    else:
+        rows = list(plain_rows(stmt))
     return Page(items=rows[:per_page], number=page, has_next=len(rows) > per_page)

@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             for words in _more_queries(info)
         ],
         Endpoint("reader's list", "/list"),
+        # A catalog post in the middle of the catalog: its details and related posts.
+        Endpoint("post page", f"/posts/{info.posts // 2}"),
         Endpoint(
             "progress update",
             "/list/{entry}/progress",

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from flask import request
 from sqlalchemy import Row, ScalarSelect, Select, bindparam, column, func, select, table
-from sqlalchemy.orm import contains_eager, selectinload
 
 from app.db import plain_rows
 from app.extensions import db
-from app.models import Entry, EntryState, Post, Tag
+from app.models import Entry, EntryState, Post, Tag, entry_tags, minutes_left
 
 if TYPE_CHECKING:
     from app.auth.signed_in import Reader
@@ -57,9 +57,9 @@ def open_entries_count(user_id: Any) -> ScalarSelect[int]:
     )
 
 
-def entries_in_state(user: Reader, state: str, tag: str | None = None) -> Select[tuple[Entry]]:
-    """One tab of the list, in the order that tab reads best; with `tag`, only the
-    entries the reader gave that tag."""
+def entries_in_state(user: Reader, state: str, tag: str | None = None) -> Select[Any]:
+    """One tab of the list as plain columns (what a row shows: `ListRow`), in the order
+    that tab reads best; with `tag`, only the entries the reader gave that tag."""
     order = {
         EntryState.SAVED.value: (Entry.position, Entry.id),
         EntryState.READING.value: (Entry.touched_at.desc(), Entry.id.desc()),
@@ -67,18 +67,104 @@ def entries_in_state(user: Reader, state: str, tag: str | None = None) -> Select
         EntryState.ARCHIVED.value: (Entry.touched_at.desc(), Entry.id.desc()),
     }[state]
     stmt = (
-        select(Entry)
-        .join(Entry.post)
-        .options(
-            contains_eager(Entry.post).lazyload(Post.topics),  # rows show no topics
-            selectinload(Entry.tags),  # one query for the page's tags
+        select(
+            Entry.id,
+            Entry.title,
+            Entry.state,
+            Entry.progress,
+            Entry.finished_at,
+            *(col.label(f"post_{col.key}") for col in _ROW_POST_COLUMNS),
         )
+        .join(Entry.post)
         .where(Entry.user_id == user.id, Entry.state == state)
         .order_by(*order)
     )
     if tag:
         stmt = stmt.where(Entry.tags.any((Tag.name == tag) & (Tag.user_id == user.id)))
     return stmt
+
+
+# The post's part of a list row: what `entry_row` and `fetch_status` show.
+_ROW_POST_COLUMNS = (
+    Post.id,
+    Post.title,
+    Post.url,
+    Post.author,
+    Post.site_name,
+    Post.reading_minutes,
+    Post.fetch_state,
+    Post.fetch_error,
+    Post.content_kind,
+    Post.updated_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ListPost:
+    id: int
+    title: str
+    url: str | None
+    author: str | None
+    site_name: str | None
+    reading_minutes: int | None
+    fetch_state: str
+    fetch_error: str | None
+    content_kind: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ListTag:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """One entry of a list tab as plain values, with the attributes of an `Entry` that
+    the list's macros read: the list is read as plain rows, not entities."""
+
+    id: int
+    title: str  # the reader's own title for it ("" for the post's)
+    state: str
+    progress: int
+    finished_at: datetime | None
+    post: ListPost
+    tags: tuple[ListTag, ...]
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.post.title
+
+    @property
+    def minutes_left(self) -> int:
+        return minutes_left(self.post.reading_minutes, self.progress)
+
+
+def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:
+    """Rows of `entries_in_state` as `ListRow`s, with their tags (one query)."""
+    tags: dict[int, list[ListTag]] = {}
+    if rows:
+        for entry_id, tag_id, name in plain_rows(
+            select(entry_tags.c.entry_id, Tag.id, Tag.name)
+            .join(Tag, Tag.id == entry_tags.c.tag_id)
+            .where(entry_tags.c.entry_id.in_([row.id for row in rows]))
+            .order_by(Tag.name)
+        ):
+            tags.setdefault(entry_id, []).append(ListTag(tag_id, name))
+    post_fields = [f"post_{col.key}" for col in _ROW_POST_COLUMNS]
+    return [
+        ListRow(
+            id=row.id,
+            title=row.title,
+            state=row.state,
+            progress=row.progress,
+            finished_at=row.finished_at,
+            post=ListPost(*(getattr(row, name) for name in post_fields)),
+            tags=tuple(tags.get(row.id, ())),
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,14 @@ def _list_context(state: str, page_number: int = 1, tag: str | None = None) -> d
         queries.entries_in_state(current_user, state, tag),
         page_number,
         current_app.config["POSTS_PER_PAGE"],
+        plain=True,
     )
     return {
         "state": state,
         "tabs": queries.TABS,
         "summary": queries.list_summary(current_user),
         "page": page,
-        "entries": page.items,
+        "entries": queries.list_rows(page.items),
         "tag": tag,
     }
 

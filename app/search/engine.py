@@ -18,12 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Protocol
 
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
+from app.db import plain_rows
 from app.extensions import db
 from app.models import Post, Source, Topic
 from app.pagination import Page
@@ -84,7 +86,7 @@ class SearchEngine(Protocol):
         self, query: Query, user: Reader | None, *, sort: str, page: int, per_page: int
     ) -> SearchResults: ...
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]: ...
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]: ...
 
 
 def search(
@@ -101,7 +103,7 @@ def search(
     return _engine().search(query, user, sort=sort, page=max(page, 1), per_page=per_page)
 
 
-def related_posts(post: Post, limit: int = 5, *, user: Reader | None = None) -> list[Post]:
+def related_posts(post: Post, limit: int = 5, *, user: Reader | None = None) -> list[RelatedPost]:
     """Posts sharing `post`'s rarest words and its topics, best first (never `post`).
 
     Without `user` only shared-catalog posts are considered.
@@ -232,6 +234,30 @@ def _marked(fragment: str) -> Markup:
     if is_open:
         out.append("</mark>")
     return Markup("".join(out))  # noqa: S704 - built from escaped text and our own tags
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedPost:
+    """A related post as the post page lists it: its link and meta line."""
+
+    id: int
+    title: str
+    author: str | None
+    published_on: date | None
+    reading_minutes: int | None
+
+
+def related_rows(ids: Sequence[int]) -> list[RelatedPost]:
+    """These posts as `RelatedPost`s, in this order: plain rows, one query."""
+    if not ids:
+        return []
+    rows = plain_rows(
+        select(Post.id, Post.title, Post.author, Post.published_on, Post.reading_minutes).where(
+            Post.id.in_(ids)
+        )
+    )
+    by_id = {row.id: RelatedPost(*row) for row in rows}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def load_posts(ids: Sequence[int]) -> list[Post]:

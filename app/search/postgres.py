@@ -68,13 +68,14 @@ from app.search.engine import (
     MARK_OPEN,
     SNIPPET_TOKENS,
     Hit,
+    RelatedPost,
     SearchResults,
     _distinctive_words,
     _empty,
     _marked,
     _Plan,
     _plan,
-    load_posts,
+    related_rows,
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
@@ -517,7 +518,7 @@ class PostgresSearch:
                 snippets[post_id] = snippet
         return snippets
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]:
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]:
         """Rank posts by ts_rank_cd against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]
@@ -561,7 +562,7 @@ class PostgresSearch:
                 params | topics | {"limit": limit * 2},
             )
             found += [i for i in more if i not in found]
-        return load_posts(found[:limit])
+        return related_rows(found[:limit])
 
     def _pool(
         self,

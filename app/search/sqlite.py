@@ -44,13 +44,14 @@ from app.search.engine import (
     MARK_OPEN,
     SNIPPET_TOKENS,
     Hit,
+    RelatedPost,
     SearchResults,
     _distinctive_words,
     _empty,
     _marked,
     _Plan,
     _plan,
-    load_posts,
+    related_rows,
 )
 from app.search.facets import MAX_AUTHORS, MAX_TOPICS, MAX_YEARS, FacetCounter, Facets
 from app.search.parser import Query, Term
@@ -560,7 +561,7 @@ class SQLiteSearch:
             if fragment and MARK_OPEN not in summary and MARK_CLOSE not in summary
         }
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[Post]:
+    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]:
         """Rank posts by bm25 against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]
@@ -605,7 +606,7 @@ class SQLiteSearch:
                 {"match": match, "post": post.id, "limit": limit * 2},
             )
             found += [row[0] for row in more if row[0] not in found]
-        return load_posts(found[:limit])
+        return related_rows(found[:limit])
 
     @staticmethod
     def _rows(sql: str, params: dict[str, Any], *, expect_errors: bool = False) -> list[Any]:

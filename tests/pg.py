@@ -10,6 +10,7 @@ uses (`from tests.pg import pg_schema`) and mark PostgreSQL cases with `MARKS`.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,6 +91,34 @@ def empty(url: str) -> None:
         # Search's lists (0012) and list summaries (0014) are not models; empty them too.
         for table in ("search_impacts", "search_impact_terms", "search_changes", "list_summaries"):
             conn.execute(text(f"DELETE FROM {table}"))
+
+
+def settle(engine: Engine, loaded_by: int, timeout: float = 120) -> None:
+    """Leave a bulk-loaded catalog as autovacuum would have by now: the table compacted
+    (`VACUUM FULL posts`: bulk updates left a dead version of every row), statistics,
+    the GIN pending list merged, the visibility map set (`VACUUM ANALYZE`).
+
+    First waits (up to `timeout`) until no transaction older than `loaded_by`, the
+    load's transaction id, is open on the server: another test process's, in its own
+    schema. While one is, VACUUM must keep the dead rows and can't mark pages
+    all-visible, and the planner's choices are not the ones production sees."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        while time.monotonic() < deadline:
+            older = autocommit.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                    " AND (backend_xid::text::bigint <= :xid"
+                    " OR backend_xmin::text::bigint <= :xid)"
+                ),
+                {"xid": loaded_by},
+            ).scalar()
+            if not older:
+                break
+            time.sleep(0.1)
+        autocommit.exec_driver_sql("VACUUM FULL posts")
+        autocommit.exec_driver_sql("VACUUM ANALYZE")
 
 
 def pg_app(tmp_path: Path, schema: str, **overrides) -> Flask:

@@ -181,11 +181,9 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
                 Entry(user_id=reader.id, post_id=post_id, position=i, state="saved")
                 for i, post_id in enumerate(saved, 1)
             )
+            loaded_by = db.session.scalar(text("SELECT txid_current()"))
             db.session.commit()
-            with db.engine.connect() as connection:
-                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-                autocommit.exec_driver_sql("VACUUM FULL posts")
-                autocommit.exec_driver_sql("VACUUM ANALYZE")
+            pg.settle(db.engine, loaded_by)
             try:
                 yield app
             finally:

@@ -44,6 +44,8 @@ SORTS = {
 }
 POOL = 500  # matches counted for the facets per query
 COUNT_CAP = 2000  # results counted before saying "2,000+"
+# Related posts: a word in more posts than this doesn't make two posts related.
+RELATED_MAX_DOCS = 200
 
 # Highlight markers: private-use characters, turned into <mark> after escaping.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -98,6 +98,23 @@ def query_terms(query: Query) -> list[str] | None:
                 return None
             terms.append(tokens[0])
     return terms or None
+
+
+def frequent_terms(terms: Iterable[str], more_than: int) -> set[str]:
+    """Those of `terms` in more than `more_than` posts, as far as the lists know: only
+    terms with a list are counted (each was in more than SEARCH_IMPACT_MIN_DOCS posts
+    when the lists were last built), so a term without one isn't in the answer."""
+    wanted = sorted(set(terms))
+    if not wanted:
+        return set()
+    return set(
+        db.session.scalars(
+            text(
+                "SELECT term FROM search_impact_terms WHERE term IN :terms AND docs > :more_than"
+            ).bindparams(bindparam("terms", expanding=True)),
+            {"terms": wanted, "more_than": more_than},
+        )
+    )
 
 
 def candidates(terms: Sequence[str], depth: int | None) -> Candidates | None:

@@ -66,6 +66,7 @@ from app.search import engine, impacts
 from app.search.engine import (
     MARK_CLOSE,
     MARK_OPEN,
+    RELATED_MAX_DOCS,
     SNIPPET_TOKENS,
     Hit,
     RelatedPost,
@@ -87,6 +88,7 @@ CONFIG = "dogear"  # the text search configuration of migration 0008
 FIELD_WEIGHTS = "ABCD"  # title; summary and topics; author; content
 AUTHOR_WEIGHT = "C"
 RELATED_WEIGHTS = "AB"  # title, summary, topics
+_ONE_LEXEME = re.compile(r"^'([^']+)'(?::[A-D*]+)?$")  # a tsquery of one lexeme, as text
 # A title hit counts 1, summary, topics and author 0.25 each; content adds up to 0.2,
 # saturating (normalization 32), so a long article repeating a word can't outrank
 # a post with the word in its title.
@@ -525,20 +527,21 @@ class PostgresSearch:
         params: dict[str, Any] = {"post": post.id}
         visible = _visible(user, params)
         found: list[int] = []
-        if words:
+        queries = [_operand(w, weights=RELATED_WEIGHTS) for w in words]
+        probed = self._uncommon(queries)
+        if probed:
             # How many posts hold each word (title, summary, topics), up to 200. The
             # ORDER BY keeps a common word from turning the LIMIT into a table scan.
-            queries = [_operand(w, weights=RELATED_WEIGHTS) for w in words]
             counts = self._rows(
                 " UNION ALL ".join(
                     f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts AS p"
                     f" WHERE p.search_vector @@ to_tsquery('{CONFIG}', :w{i})"
-                    " ORDER BY p.id DESC LIMIT 201) AS m)"
-                    for i in range(len(words))
+                    f" ORDER BY p.id DESC LIMIT {RELATED_MAX_DOCS + 1}) AS m)"
+                    for i in probed
                 ),
-                {f"w{i}": q for i, q in enumerate(queries)},
+                {f"w{i}": queries[i] for i in probed},
             )
-            shared = sorted((n, i) for i, n in counts if 2 <= n <= 200)
+            shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
             chosen = [queries[i] for _, i in shared[:8]]
             if chosen:
                 q = f"to_tsquery('{CONFIG}', :match)"
@@ -601,6 +604,23 @@ class PostgresSearch:
             if name != "rank"
         )
         return ordered, counter.build(sample)
+
+    def _uncommon(self, queries: list[str]) -> list[int]:
+        """The indexes of the words worth counting: not those the impact-ordered lists
+        know to be in more than RELATED_MAX_DOCS posts. Counting one of those walked
+        its posting list, and a post's two dozen words cost 30 ms."""
+        if not queries:
+            return []
+        stemmed = self._rows(
+            " UNION ALL ".join(
+                f"SELECT {i}, CAST(to_tsquery('{CONFIG}', :w{i}) AS text)"
+                for i in range(len(queries))
+            ),
+            {f"w{i}": q for i, q in enumerate(queries)},
+        )
+        lexemes = {i: match.group(1) for i, q in stemmed if (match := _ONE_LEXEME.match(q or ""))}
+        common = impacts.frequent_terms(lexemes.values(), RELATED_MAX_DOCS)
+        return [i for i in range(len(queries)) if lexemes.get(i) not in common]
 
     @staticmethod
     def _rows(sql: str, params: dict[str, Any]) -> list[Any]:

@@ -42,6 +42,7 @@ from app.search import engine, impacts
 from app.search.engine import (
     MARK_CLOSE,
     MARK_OPEN,
+    RELATED_MAX_DOCS,
     SNIPPET_TOKENS,
     Hit,
     RelatedPost,
@@ -569,17 +570,22 @@ class SQLiteSearch:
             f"{{meta}}: (dgxprivate NOT dgxowner{int(user.id)})" if user else "{meta}: dgxprivate"
         )
         found: list[int] = []
-        if words:
-            # How many posts hold each word, counting no further than 200.
+        # How many posts hold each word in its title, summary or topics, counting no
+        # further than 200. A word with an impact-ordered list is in thousands of posts
+        # (in their text, at least): not a rare word, so it isn't counted.
+        terms = [impacts.index_terms(w) for w in words]
+        common = impacts.frequent_terms((t[0] for t in terms if len(t) == 1), RELATED_MAX_DOCS)
+        probed = [i for i, t in enumerate(terms) if not (len(t) == 1 and t[0] in common)]
+        if probed:
             counts = self._rows(
                 " UNION ALL ".join(
                     f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
-                    f" WHERE posts_fts MATCH :w{i} LIMIT 201))"
-                    for i in range(len(words))
+                    f" WHERE posts_fts MATCH :w{i} LIMIT {RELATED_MAX_DOCS + 1}))"
+                    for i in probed
                 ),
-                {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(w)}" for i, w in enumerate(words)},
+                {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(words[i])}" for i in probed},
             )
-            shared = sorted((n, i) for i, n in counts if 2 <= n <= 200)
+            shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
             chosen = [words[i] for _, i in shared[:8]]
             if chosen:
                 match = (

@@ -71,6 +71,9 @@ def test_admin_edits_a_post_merges_two_and_sees_the_result_in_browse(pages: Page
     # Merge it into the original: find it, review, merge.
     page.get_by_role("link", name="Merge into another post…").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Merge a duplicate")
+    # A full page load: typing before htmx has started would go unheard (no reader
+    # types within milliseconds of the page appearing; a loaded machine's test does).
+    page.wait_for_load_state()
     page.get_by_label("Search the catalog by title, author or address").fill(title)
     candidate = page.locator("#merge-candidates label.candidate", has_text=title)
     expect(candidate).to_have_count(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -263,7 +264,27 @@ class EntryState(enum.StrEnum):
     ARCHIVED = "archived"
 
 
-class Entry(db.Model):
+class EntryDisplay:
+    """What a list row shows of an entry, for an `Entry` and for the list's plain
+    `ListRow` (app/lists/queries.py) alike."""
+
+    __slots__ = ()
+    if TYPE_CHECKING:
+        title: str
+        progress: int
+        post: Any  # a Post, or the list row's ListPost
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.post.title
+
+    @property
+    def minutes_left(self) -> int:
+        """Reading time left at this progress, rounded up."""
+        return -(-(self.post.reading_minutes or 0) * (100 - self.progress) // 100)
+
+
+class Entry(EntryDisplay, db.Model):
     """A post on one reader's list, with where they are in it."""
 
     __tablename__ = "entries"
@@ -302,19 +323,6 @@ class Entry(db.Model):
 
     post: Mapped[Post] = relationship()
     tags: Mapped[list[Tag]] = relationship(secondary="entry_tags", order_by="Tag.name")
-
-    @property
-    def display_title(self) -> str:
-        return self.title or self.post.title
-
-    @property
-    def minutes_left(self) -> int:
-        return minutes_left(self.post.reading_minutes, self.progress)
-
-
-def minutes_left(reading_minutes: int | None, progress: int) -> int:
-    """Reading time left at `progress` percent, rounded up."""
-    return -(-(reading_minutes or 0) * (100 - progress) // 100)
 
 
 entry_tags = Table(

@@ -13,7 +13,7 @@ from sqlalchemy import Row, ScalarSelect, Select, bindparam, column, func, selec
 
 from app.db import plain_rows
 from app.extensions import db
-from app.models import Entry, EntryState, Post, Tag, entry_tags, minutes_left
+from app.models import Entry, EntryDisplay, EntryState, Post, Tag, entry_tags
 
 if TYPE_CHECKING:
     from app.auth.signed_in import Reader
@@ -120,9 +120,9 @@ class ListTag:
 
 
 @dataclass(frozen=True, slots=True)
-class ListRow:
-    """One entry of a list tab as plain values, with the attributes of an `Entry` that
-    the list's macros read: the list is read as plain rows, not entities."""
+class ListRow(EntryDisplay):
+    """One entry of a list tab as plain values, with what the list's macros read of an
+    `Entry` (`EntryDisplay`): the list is read as plain rows, not entities."""
 
     id: int
     title: str  # the reader's own title for it ("" for the post's)
@@ -131,14 +131,6 @@ class ListRow:
     finished_at: datetime | None
     post: ListPost
     tags: tuple[ListTag, ...]
-
-    @property
-    def display_title(self) -> str:
-        return self.title or self.post.title
-
-    @property
-    def minutes_left(self) -> int:
-        return minutes_left(self.post.reading_minutes, self.progress)
 
 
 def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:

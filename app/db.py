@@ -11,6 +11,7 @@ import contextvars
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,12 @@ def plain_rows(
     every page view, built once per worker with bind parameters: building a statement
     and passing it through the ORM cost four times what SQLite takes to answer it."""
     return db.session.connection().execute(statement, params or {})
+
+
+def columns_of(model: Any, row_type: Any) -> tuple[Any, ...]:
+    """`model`'s columns named like `row_type`'s dataclass fields, in their order: a
+    plain row type and the statement that fills it (`row_type(*row)`) stay one list."""
+    return tuple(getattr(model, field.name) for field in fields(row_type))
 
 
 @contextmanager

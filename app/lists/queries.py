@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from flask import request
 from sqlalchemy import Row, ScalarSelect, Select, bindparam, column, func, select, table
 
-from app.db import plain_rows
+from app.db import columns_of, plain_rows
 from app.extensions import db
 from app.models import Entry, EntryDisplay, EntryState, Post, Tag, entry_tags
 
@@ -84,21 +84,6 @@ def entries_in_state(user: Reader, state: str, tag: str | None = None) -> Select
     return stmt
 
 
-# The post's part of a list row: what `entry_row` and `fetch_status` show.
-_ROW_POST_COLUMNS = (
-    Post.id,
-    Post.title,
-    Post.url,
-    Post.author,
-    Post.site_name,
-    Post.reading_minutes,
-    Post.fetch_state,
-    Post.fetch_error,
-    Post.content_kind,
-    Post.updated_at,
-)
-
-
 @dataclass(frozen=True, slots=True)
 class ListPost:
     id: int
@@ -111,6 +96,11 @@ class ListPost:
     fetch_error: str | None
     content_kind: str
     updated_at: datetime
+
+
+# The post's part of a list row: what `entry_row` and `fetch_status` show.
+_ROW_POST_COLUMNS = columns_of(Post, ListPost)
+_ROW_POST_FIELDS = tuple(f"post_{col.key}" for col in _ROW_POST_COLUMNS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +134,6 @@ def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:
             .order_by(Tag.name)
         ):
             tags.setdefault(entry_id, []).append(ListTag(tag_id, name))
-    post_fields = [f"post_{col.key}" for col in _ROW_POST_COLUMNS]
     return [
         ListRow(
             id=row.id,
@@ -152,7 +141,7 @@ def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:
             state=row.state,
             progress=row.progress,
             finished_at=row.finished_at,
-            post=ListPost(*(getattr(row, name) for name in post_fields)),
+            post=ListPost(*(getattr(row, name) for name in _ROW_POST_FIELDS)),
             tags=tuple(tags.get(row.id, ())),
         )
         for row in rows

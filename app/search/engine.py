@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
-from app.db import plain_rows
+from app.db import columns_of, plain_rows
 from app.extensions import db
 from app.models import Post, Source, Topic
 from app.pagination import Page
@@ -253,11 +253,7 @@ def related_rows(ids: Sequence[int]) -> list[RelatedPost]:
     """These posts as `RelatedPost`s, in this order: plain rows, one query."""
     if not ids:
         return []
-    rows = plain_rows(
-        select(Post.id, Post.title, Post.author, Post.published_on, Post.reading_minutes).where(
-            Post.id.in_(ids)
-        )
-    )
+    rows = plain_rows(select(*columns_of(Post, RelatedPost)).where(Post.id.in_(ids)))
     by_id = {row.id: RelatedPost(*row) for row in rows}
     return [by_id[i] for i in ids if i in by_id]
 

@@ -571,8 +571,8 @@ class SQLiteSearch:
         )
         found: list[int] = []
         # How many posts hold each word in its title, summary or topics, counting no
-        # further than 200. A word with an impact-ordered list is in thousands of posts
-        # (in their text, at least): not a rare word, so it isn't counted.
+        # further than RELATED_MAX_DOCS. A word the impact-ordered lists know to be in
+        # more posts than that (in their text, at least) isn't rare: it isn't counted.
         terms = [impacts.index_terms(w) for w in words]
         common = impacts.frequent_terms((t[0] for t in terms if len(t) == 1), RELATED_MAX_DOCS)
         probed = [i for i, t in enumerate(terms) if not (len(t) == 1 and t[0] in common)]

@@ -10,7 +10,7 @@ from sqlalchemy import event, select, update
 
 from app.browse.filters import BrowseFilters
 from app.extensions import db
-from app.models import Post, Topic
+from app.models import Entry, Post, Source, Topic
 from tests.conftest import sign_in
 
 
@@ -193,21 +193,34 @@ def test_private_posts_are_visible_to_their_owner_only_and_never_browsed(
 
 
 def test_post_page_shows_details_and_reader_controls(client, reader, make_post):
+    source = Source(name="Logbook Weekly", kind="manual")
+    db.session.add(source)
+    db.session.commit()
     post = make_post(
         title="All about WAL",
         summary="Write-ahead logging explained.",
         word_count=2400,
         reading_minutes=11,
-        topics=["sqlite"],
+        topics=["wal", "sqlite"],
+        source_id=source.id,
     )
     html = client.get(f"/posts/{post.id}").get_data(as_text=True)
     assert "All about WAL" in html and "Write-ahead logging explained." in html
-    assert "2,400" in html and "11 min" in html and 'href="/?topic=sqlite"' in html
+    assert "2,400" in html and "11 min" in html and "<dd>Logbook Weekly</dd>" in html
+    assert html.index('href="/?topic=sqlite"') < html.index('href="/?topic=wal"')
     assert f'id="post-entry-{post.id}"' in html and "Save it to put it on your list" in html
     client.submit(f"/list/save/{post.id}", htmx=True)
     panel = client.htmx_get(f"/list/post/{post.id}").get_data(as_text=True)
     assert panel.lstrip().startswith(f'<div id="post-entry-{post.id}"')
     assert 'name="progress"' in panel
+    # The reader's tags show beside their progress, on the page and in the refreshed panel.
+    entry_id = db.session.scalar(select(Entry.id).where(Entry.post_id == post.id))
+    client.submit(f"/list/{entry_id}/tags", {"tags": "storage, later"}, htmx=True)
+    for shown in (
+        client.get(f"/posts/{post.id}").get_data(as_text=True),
+        client.htmx_get(f"/list/post/{post.id}").get_data(as_text=True),
+    ):
+        assert shown.index(">later<") < shown.index(">storage<")
 
 
 def test_unknown_post_is_a_404_page(client):

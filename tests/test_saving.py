@@ -221,6 +221,11 @@ def test_two_readers_saving_one_page_share_one_fetch_and_learn_nothing_of_each_o
     sign_in(stranger, stranger_user)
     post = db.session.scalar(select(Post))
     assert stranger.get(f"/posts/{post.id}").status_code == 404
+    # Both savers read it in Dogear; the second doesn't see the first one's title.
+    assert "My own words for it" in client.get(f"/posts/{post.id}").get_data(as_text=True)
+    page = other.get(f"/posts/{post.id}")
+    assert page.status_code == 200 and "Quiet harbours" in page.get_data(as_text=True)
+    assert "My own words for it" not in page.get_data(as_text=True)
     assert "Quiet harbours" not in stranger.get("/search?q=pollock").get_data(as_text=True)
     assert "Quiet harbours" not in stranger.get("/").get_data(as_text=True)
     assert "Quiet harbours" not in client.get("/").get_data(as_text=True)  # not the catalog

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import date
-from functools import lru_cache
-from typing import Any
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, case, func, select
+from sqlalchemy import Select, and_, bindparam, case, func, null, or_, select
 
 from app.access import catalog_clause
 from app.browse.filters import LENGTHS, BrowseFilters
 from app.catalog import version
-from app.db import nulls_smallest, unindexed
+from app.db import nulls_smallest, plain_rows, unindexed
 from app.extensions import db
-from app.models import Post, Source, Topic, post_topics
+from app.lists.queries import POST_ENTRY_COLUMNS, PostEntry, tags_of
+from app.models import ContentKind, Entry, Post, Source, Topic, post_topics
+
+if TYPE_CHECKING:
+    from app.auth.signed_in import Reader
+
+# Kinds of content the reader view shows (a PDF stays a link to the original).
+READER_KINDS = (ContentKind.ARTICLE.value, ContentKind.TEXT.value)
 
 
 def catalog_post_ids(filters: BrowseFilters, *, common_topic: bool = False) -> Select[tuple[int]]:
@@ -225,3 +232,101 @@ def facet_labels(facets: CatalogFacets, filters: BrowseFilters) -> dict[str, str
             (f.label for f in facets.sources if f.value == filters.source), "that source"
         )
     return names
+
+
+@dataclass(frozen=True, slots=True)
+class PostTopic:
+    id: int
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostPage:
+    """A post as its own page shows it (browse/post.html), as plain values."""
+
+    id: int
+    title: str
+    summary: str
+    url: str | None
+    author: str
+    published_on: date | None
+    reading_minutes: int
+    word_count: int | None
+    site_name: str
+    content_kind: str | None
+    fetch_state: str
+    fetch_error: str
+    fetched_at: datetime | None
+    owner_id: int | None
+    updated_at: datetime
+    content: str | None  # the article's HTML, read only for the reader view's kinds
+    source_name: str | None
+    topics: tuple[PostTopic, ...]
+
+
+_PAGE_FIELDS = tuple(f.name for f in fields(PostPage) if f.name not in ("source_name", "topics"))
+
+
+def post_page(
+    user: Reader | None, post_id: int, *, with_content: bool = True
+) -> tuple[PostPage, PostEntry | None] | None:
+    """A post the reader may see and their entry for it, or None: the post, its source
+    and the entry in one statement, its topics and the entry's tags in one more each.
+
+    Who may see it is `access.visible_posts_clause`'s rule, with the reader's entry
+    (joined anyway) standing for "they saved it". `with_content=False` leaves out the
+    article's HTML (the controls alone, refetched after a change, don't show it).
+    """
+    signed_in = user is not None and user.is_authenticated
+    row = plain_rows(
+        _post_page(with_content),
+        {"post_id": post_id, "user_id": user.id if signed_in and user else None},
+    ).first()
+    if row is None:
+        return None
+    topics = tuple(PostTopic(*topic) for topic in plain_rows(_post_topics(), {"post_id": post_id}))
+    post = PostPage(*row[: len(_PAGE_FIELDS)], source_name=row.source_name, topics=topics)
+    if row.entry_id is None:
+        return post, None
+    entry_values = row[len(_PAGE_FIELDS) + 1 :]
+    tags = tags_of([row.entry_id]).get(row.entry_id, ())
+    return post, PostEntry(*entry_values, post=post, tags=tags)
+
+
+@cache
+def _post_page(with_content: bool) -> Select[Any]:
+    content = case((Post.content_kind.in_(READER_KINDS), Post.content)) if with_content else null()
+    columns = [
+        content.label("content") if name == "content" else getattr(Post, name)
+        for name in _PAGE_FIELDS
+    ]
+    mine = (Entry.post_id == Post.id) & (Entry.user_id == bindparam("user_id"))
+    return (
+        select(
+            *columns,
+            Source.name.label("source_name"),
+            *(col.label(f"entry_{col.key}") for col in POST_ENTRY_COLUMNS),
+        )
+        .select_from(Post)
+        .outerjoin(Source, Source.id == Post.source_id)
+        .outerjoin(Entry, mine)
+        .where(
+            Post.id == bindparam("post_id"),
+            or_(
+                Post.owner_id.is_(None),
+                Post.owner_id == bindparam("user_id"),
+                Entry.id.is_not(None),
+            ),
+        )
+    )
+
+
+@cache
+def _post_topics() -> Select[tuple[int, str, str]]:
+    return (
+        select(Topic.id, Topic.slug, Topic.name)
+        .join(post_topics, post_topics.c.topic_id == Topic.id)
+        .where(post_topics.c.post_id == bindparam("post_id"))
+        .order_by(Topic.slug)
+    )

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import Markup
 
-from app import access
 from app.browse import queries
 from app.browse.filters import LENGTHS, SORTS, BrowseFilters
 from app.catalog.cards import cards
-from app.lists.queries import entries_for_posts, entry_for_post
-from app.models import ContentKind
+from app.lists.queries import entries_for_posts
 from app.pagination import paginate
 from app.search.engine import related_posts
 from app.templating import render, wants_fragment
 
 bp = Blueprint("browse", __name__)
-
-# Kinds of content the reader view shows (a PDF stays a link to the original).
-READER_KINDS = frozenset({ContentKind.ARTICLE.value, ContentKind.TEXT.value})
 
 
 @bp.get("/")
@@ -76,11 +71,12 @@ def post(post_id: int) -> ResponseReturnValue:
     """One post: the article in the reader view when Dogear has its text, else its
     details and where fetching it stands; for a signed-in reader, their controls and
     their place in it. htmx polls it while the article is being fetched."""
-    post = access.visible_post(current_user, post_id)
-    entry = entry_for_post(current_user, post_id) if current_user.is_authenticated else None
-    # The article's HTML is a deferred column (large; only this page shows it): load it
-    # just for a post the reader view can show, not for PDFs, links or pending fetches.
-    reader_view = post.content_kind in READER_KINDS and bool(post.content)
+    found = queries.post_page(current_user, post_id)
+    if found is None:
+        abort(404)
+    post, entry = found
+    # The article's HTML is read only for the kinds the reader view shows.
+    reader_view = bool(post.content)
     # A poll swaps only the post itself (hx-select): no related posts to look up.
     related = [] if wants_fragment() else related_posts(post, 5, user=current_user)
     return render(

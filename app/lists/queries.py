@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -125,15 +125,7 @@ class ListRow(EntryDisplay):
 
 def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:
     """Rows of `entries_in_state` as `ListRow`s, with their tags (one query)."""
-    tags: dict[int, list[ListTag]] = {}
-    if rows:
-        for entry_id, tag_id, name in plain_rows(
-            select(entry_tags.c.entry_id, Tag.id, Tag.name)
-            .join(Tag, Tag.id == entry_tags.c.tag_id)
-            .where(entry_tags.c.entry_id.in_([row.id for row in rows]))
-            .order_by(Tag.name)
-        ):
-            tags.setdefault(entry_id, []).append(ListTag(tag_id, name))
+    tags = tags_of([row.id for row in rows])
     return [
         ListRow(
             id=row.id,
@@ -142,10 +134,51 @@ def list_rows(rows: Sequence[Row[Any]]) -> list[ListRow]:
             progress=row.progress,
             finished_at=row.finished_at,
             post=ListPost(*(getattr(row, name) for name in _ROW_POST_FIELDS)),
-            tags=tuple(tags.get(row.id, ())),
+            tags=tags.get(row.id, ()),
         )
         for row in rows
     ]
+
+
+def tags_of(entry_ids: Sequence[int]) -> dict[int, tuple[ListTag, ...]]:
+    """The tags of these entries by entry id, by name (one query; none without ids)."""
+    tags: dict[int, list[ListTag]] = {}
+    if entry_ids:
+        for entry_id, tag_id, name in plain_rows(_tags_of(), {"entry_ids": list(entry_ids)}):
+            tags.setdefault(entry_id, []).append(ListTag(tag_id, name))
+    return {entry_id: tuple(found) for entry_id, found in tags.items()}
+
+
+@cache
+def _tags_of() -> Select[tuple[int, int, str]]:
+    return (
+        select(entry_tags.c.entry_id, Tag.id, Tag.name)
+        .join(Tag, Tag.id == entry_tags.c.tag_id)
+        .where(entry_tags.c.entry_id.in_(bindparam("entry_ids", expanding=True)))
+        .order_by(Tag.name)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PostEntry(EntryDisplay):
+    """The reader's entry for one post as the post page's controls show it
+    (lists/partials/post_entry.html), as plain values: read with the post itself by
+    `app.browse.queries.post_page`."""
+
+    id: int
+    title: str
+    state: str
+    progress: int
+    finished_at: datetime | None
+    resume_position: int
+    post: Any  # the page's PostPage
+    tags: tuple[ListTag, ...]
+
+
+# What a PostEntry reads of the entry, in its field order (post and tags aside).
+POST_ENTRY_COLUMNS = tuple(
+    getattr(Entry, field.name) for field in fields(PostEntry) if field.name not in ("post", "tags")
+)
 
 
 @dataclass(frozen=True)

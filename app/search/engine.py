@@ -83,12 +83,35 @@ class SearchResults:
     last_page: int = 1
 
 
+class RelatedTo(Protocol):
+    """What finding related posts reads of a post: a `Post`, or the plain row the post
+    page reads (`app.browse.queries.PostPage`)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def topics(self) -> Sequence[TopicOf]: ...
+
+
+class TopicOf(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def slug(self) -> str: ...
+
+
 class SearchEngine(Protocol):
     def search(
         self, query: Query, user: Reader | None, *, sort: str, page: int, per_page: int
     ) -> SearchResults: ...
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]: ...
+    def related_posts(
+        self, post: RelatedTo, user: Reader | None, limit: int
+    ) -> list[RelatedPost]: ...
 
 
 def search(
@@ -105,7 +128,9 @@ def search(
     return _engine().search(query, user, sort=sort, page=max(page, 1), per_page=per_page)
 
 
-def related_posts(post: Post, limit: int = 5, *, user: Reader | None = None) -> list[RelatedPost]:
+def related_posts(
+    post: RelatedTo, limit: int = 5, *, user: Reader | None = None
+) -> list[RelatedPost]:
     """Posts sharing `post`'s rarest words and its topics, best first (never `post`).
 
     Without `user` only shared-catalog posts are considered.

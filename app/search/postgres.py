@@ -60,7 +60,6 @@ from markupsafe import Markup
 from sqlalchemy import text
 
 from app.extensions import db
-from app.models import Post
 from app.pagination import Page
 from app.search import engine, impacts
 from app.search.engine import (
@@ -520,7 +519,9 @@ class PostgresSearch:
                 snippets[post_id] = snippet
         return snippets
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]:
+    def related_posts(
+        self, post: engine.RelatedTo, user: Reader | None, limit: int
+    ) -> list[RelatedPost]:
         """Rank posts by ts_rank_cd against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]

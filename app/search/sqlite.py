@@ -36,7 +36,6 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from app.models import Post
 from app.pagination import Page
 from app.search import engine, impacts
 from app.search.engine import (
@@ -562,7 +561,9 @@ class SQLiteSearch:
             if fragment and MARK_OPEN not in summary and MARK_CLOSE not in summary
         }
 
-    def related_posts(self, post: Post, user: Reader | None, limit: int) -> list[RelatedPost]:
+    def related_posts(
+        self, post: engine.RelatedTo, user: Reader | None, limit: int
+    ) -> list[RelatedPost]:
         """Rank posts by bm25 against the post's rarest shared words; fill up with
         posts sharing its topics."""
         words = _distinctive_words(f"{post.title} {post.summary}")[:24]

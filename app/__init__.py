@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
         auth,
         jobs,
         ratelimit,  # noqa: F401 - registers the dogear+db:// rate-limit storage
+        signing,
     )
     from app import db as database
     from app.catalog import version
@@ -60,6 +61,7 @@ def register_extensions(app: Flask) -> None:
     version.watch()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
+    signing.init_app(app)
     htmx.init_app(app)
     app.request_class = named_parts_only(app.request_class)  # after htmx sets its own
     limiter.init_app(app)

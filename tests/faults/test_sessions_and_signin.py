@@ -53,7 +53,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import event, func, select, update
 
-from app import create_app, ratelimit
+from app import create_app, ratelimit, signing
 from app.auth import services, sessions, twofactor
 from app.auth.services import create_user
 from app.auth.sessions import describe_user_agent, purge_expired_sessions
@@ -243,6 +243,31 @@ def test_a_lowered_limit_applies_to_sessions_already_running(app: Flask, client,
     assert client.get("/list").status_code == 200
     app.config["SESSION_MAX_DAYS"] = 30
     assert client.get("/list").status_code == 302
+
+
+def cookie_past_its_lifetime_is_refused(app: Flask, client, make_user, monkeypatch) -> None:
+    """A session cookie older than PERMANENT_SESSION_LIFETIME signs nobody in, although
+    this worker verified it before and keeps what it holds (app/signing.py)."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(minutes=10)
+    _sign_in(client, make_user("ada@example.com").email)
+    for _ in range(3):  # the cookie is verified and kept; it works while it's young
+        assert client.get("/list").status_code == 200
+    later = time.time() + 11 * 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get("/list").status_code == 302
+
+
+def test_a_cookie_past_its_lifetime_is_refused_though_this_worker_kept_it(
+    app: Flask, client, make_user, monkeypatch
+):
+    cookie_past_its_lifetime_is_refused(app, client, make_user, monkeypatch)
+
+
+def test_the_cookie_lifetime_check_can_fail(app: Flask, client, make_user, monkeypatch):
+    """A kept cookie whose age is never looked at again: the checker catches it."""
+    monkeypatch.setattr(signing.SessionCookies, "_young", staticmethod(lambda *args: True))
+    with pytest.raises(AssertionError):
+        cookie_past_its_lifetime_is_refused(app, client, make_user, monkeypatch)
 
 
 def test_an_expired_session_on_a_public_page_is_sent_to_sign_in(client, make_user):

@@ -208,9 +208,9 @@ def _toggle_response(post_id: int, entry: object, message: str) -> ResponseRetur
 @login_required
 def update_progress(entry_id: int) -> ResponseReturnValue:
     """Move an entry's progress; its state follows (reading, done)."""
-    entry = access.own_entry(current_user, entry_id)
     form = ProgressForm(formdata=_progress_formdata())
     if not form.validate():
+        entry = access.own_entry(current_user, entry_id)  # another reader's: a 404
         error = form.progress.errors[0]
         if wants_fragment():
             return render_fragment("lists/partials/entry.html", entry=entry, error=error), 422

@@ -21,9 +21,7 @@ Neither decides who is signed in: that is the session row, read on every request
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +29,8 @@ from flask import Flask, Request, current_app, g, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.kept import Kept
 
 COOKIES_KEPT = 1024  # distinct session cookies remembered per worker (under 1 MB)
 TOKENS_KEPT = 1024  # signed CSRF tokens remembered per worker
@@ -41,19 +41,15 @@ class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed-cookie session; a cookie already verified isn't verified again."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         # (secret key, cookie) -> (contents, when it was signed, in whole seconds)
-        self._verified: OrderedDict[tuple[Any, str], tuple[dict[str, Any], int]] = OrderedDict()
+        self._verified: Kept[tuple[Any, str], tuple[dict[str, Any], int]] = Kept(COOKIES_KEPT)
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         cookie = request.cookies.get(self.get_cookie_name(app))
         if not cookie or not app.secret_key:
             return super().open_session(app, request)
         key = (app.secret_key, cookie)
-        with self._lock:
-            kept = self._verified.get(key)
-            if kept is not None:
-                self._verified.move_to_end(key)
+        kept = self._verified.get(key)
         max_age = int(app.permanent_session_lifetime.total_seconds())
         if kept is not None and self._young(kept[1], max_age):
             return self.session_class(kept[0])
@@ -65,10 +61,7 @@ class SessionCookies(SecureCookieSessionInterface):
         except BadSignature:  # a forged, damaged or expired cookie: a new session
             return self.session_class()
         if isinstance(contents, dict) and all(type(v) in _FLAT for v in contents.values()):
-            with self._lock:
-                self._verified[key] = (dict(contents), int(signed.timestamp()))
-                while len(self._verified) > COOKIES_KEPT:
-                    self._verified.popitem(last=False)
+            self._verified.put(key, (dict(contents), int(signed.timestamp())))
         return self.session_class(contents)
 
     @staticmethod

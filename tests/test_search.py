@@ -671,6 +671,19 @@ def test_related_posts_share_rare_words_and_topics(app, make_post, make_user):
     assert [p.title for p in engine.related_posts(tagged, limit=3)] == ["Unrelated"]
 
 
+def test_related_posts_follow_a_new_post_at_once(client, make_post):
+    """The words a post's related posts are found by are picked once per catalog
+    version: a post that makes one of them shared shows on the very next view."""
+    post = make_post(title="Narwhal migration routes", summary="Tusks.")
+    make_post(title="Something else", summary="Other words.")
+    for _ in range(2):
+        page = client.get(f"/posts/{post.id}").get_data(as_text=True)
+        assert "Related posts" not in page
+    make_post(title="Narwhal notes", summary="Seen from a boat.")
+    page = client.get(f"/posts/{post.id}").get_data(as_text=True)
+    assert "Related posts" in page and "Narwhal notes" in page
+
+
 def test_related_posts_never_include_the_post_itself(app, make_post):
     post = make_post(title="Okapi", summary="Okapi okapi.")
     assert engine.related_posts(post) == []

@@ -16,17 +16,19 @@ resolved against the database), highlighting, loading the posts of a page.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer, selectinload
 
+from app.catalog import version
 from app.db import columns_of, plain_rows
 from app.extensions import db
+from app.kept import Kept
 from app.models import Post, Source, Topic
 from app.pagination import Page
 from app.search.facets import Facets
@@ -46,6 +48,7 @@ POOL = 500  # matches counted for the facets per query
 COUNT_CAP = 2000  # results counted before saying "2,000+"
 # Related posts: a word in more posts than this doesn't make two posts related.
 RELATED_MAX_DOCS = 200
+RELATED_CHOICES_KEPT = 2048  # posts whose related-post words each worker keeps
 
 # Highlight markers: private-use characters, turned into <mark> after escaping.
 MARK_OPEN, MARK_CLOSE = "\ue000", "\ue001"
@@ -137,6 +140,26 @@ def related_posts(
     """
     user = user if user is not None and user.is_authenticated else None
     return _engine().related_posts(post, user, limit)
+
+
+def related_words(
+    choose: Callable[[Sequence[str]], list[str]], post_id: int, words: Sequence[str]
+) -> list[str]:
+    """`choose(words)`, an engine's pick of the rarest of a post's words to find its
+    related posts by, kept per worker for this post, database and catalog version.
+    The pick counts how many posts hold each word, over every post whoever may see
+    it, so it is the same for every reader; it cost more than looking up the posts by
+    the words picked (on PostgreSQL, 20 of a post page's 40 ms). Every write to posts
+    (this one's words included) changes the catalog version, and with it the key."""
+    key = (post_id, db.engine.url, version.for_page())
+    chosen = _related_words.get(key)
+    if chosen is None:
+        chosen = tuple(choose(words))
+        _related_words.put(key, chosen)
+    return list(chosen)
+
+
+_related_words: Kept[tuple[int, Any, str], tuple[str, ...]] = Kept(RELATED_CHOICES_KEPT)
 
 
 def _engine() -> SearchEngine:

@@ -52,6 +52,7 @@ Where the answers can differ from SQLite's:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -528,31 +529,16 @@ class PostgresSearch:
         params: dict[str, Any] = {"post": post.id}
         visible = _visible(user, params)
         found: list[int] = []
-        queries = [_operand(w, weights=RELATED_WEIGHTS) for w in words]
-        probed = self._uncommon(queries)
-        if probed:
-            # How many posts hold each word (title, summary, topics), up to 200. The
-            # ORDER BY keeps a common word from turning the LIMIT into a table scan.
-            counts = self._rows(
-                " UNION ALL ".join(
-                    f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts AS p"
-                    f" WHERE p.search_vector @@ to_tsquery('{CONFIG}', :w{i})"
-                    f" ORDER BY p.id DESC LIMIT {RELATED_MAX_DOCS + 1}) AS m)"
-                    for i in probed
-                ),
-                {f"w{i}": queries[i] for i in probed},
+        chosen = engine.related_words(_related_words, post.id, words)
+        if chosen:
+            q = f"to_tsquery('{CONFIG}', :match)"
+            found = self._ids(
+                f"SELECT m.id FROM (SELECT p.id, {RANK.format(q=q)} AS score FROM posts AS p"
+                f" WHERE p.search_vector @@ {q} AND p.id <> :post AND {visible}"
+                " ORDER BY p.id DESC LIMIT :pool) AS m ORDER BY m.score DESC, m.id DESC"
+                " LIMIT :limit",
+                params | {"match": " | ".join(chosen), "pool": engine.POOL, "limit": limit},
             )
-            shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
-            chosen = [queries[i] for _, i in shared[:8]]
-            if chosen:
-                q = f"to_tsquery('{CONFIG}', :match)"
-                found = self._ids(
-                    f"SELECT m.id FROM (SELECT p.id, {RANK.format(q=q)} AS score FROM posts AS p"
-                    f" WHERE p.search_vector @@ {q} AND p.id <> :post AND {visible}"
-                    " ORDER BY p.id DESC LIMIT :pool) AS m ORDER BY m.score DESC, m.id DESC"
-                    " LIMIT :limit",
-                    params | {"match": " | ".join(chosen), "pool": engine.POOL, "limit": limit},
-                )
         if len(found) < limit and post.topics:
             topics = {f"topic{i}": topic.id for i, topic in enumerate(post.topics)}
             shares = " AND ".join(
@@ -606,23 +592,6 @@ class PostgresSearch:
         )
         return ordered, counter.build(sample)
 
-    def _uncommon(self, queries: list[str]) -> list[int]:
-        """The indexes of the words worth counting: not those the impact-ordered lists
-        know to be in more than RELATED_MAX_DOCS posts. Counting one of those walked
-        its posting list, and a post's two dozen words cost 30 ms."""
-        if not queries:
-            return []
-        stemmed = self._rows(
-            " UNION ALL ".join(
-                f"SELECT {i}, CAST(to_tsquery('{CONFIG}', :w{i}) AS text)"
-                for i in range(len(queries))
-            ),
-            {f"w{i}": q for i, q in enumerate(queries)},
-        )
-        lexemes = {i: match.group(1) for i, q in stemmed if (match := _ONE_LEXEME.match(q or ""))}
-        common = impacts.frequent_terms(lexemes.values(), RELATED_MAX_DOCS)
-        return [i for i in range(len(queries)) if lexemes.get(i) not in common]
-
     @staticmethod
     def _rows(sql: str, params: dict[str, Any]) -> list[Any]:
         return list(db.session.execute(text(sql), params).all())
@@ -645,3 +614,43 @@ def _snippet(summary: str, fragment: str | None) -> Markup | None:
     if start >= 0 and start + len(plain) < len(whole):
         fragment += "…"
     return _marked(fragment)
+
+
+def _related_words(words: Sequence[str]) -> list[str]:
+    """The rarest of `words` shared with other posts (2 to RELATED_MAX_DOCS of them hold
+    it in their title, summary or topics), rarest first, eight at most, as tsquery
+    operands weighted for related posts."""
+    queries = [_operand(w, weights=RELATED_WEIGHTS) for w in words]
+    probed = _uncommon(queries)
+    if not probed:
+        return []
+    # How many posts hold each word, up to RELATED_MAX_DOCS + 1. The ORDER BY keeps a
+    # common word from turning the LIMIT into a table scan.
+    counts = PostgresSearch._rows(
+        " UNION ALL ".join(
+            f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts AS p"
+            f" WHERE p.search_vector @@ to_tsquery('{CONFIG}', :w{i})"
+            f" ORDER BY p.id DESC LIMIT {RELATED_MAX_DOCS + 1}) AS m)"
+            for i in probed
+        ),
+        {f"w{i}": queries[i] for i in probed},
+    )
+    shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
+    return [queries[i] for _, i in shared[:8]]
+
+
+def _uncommon(queries: list[str]) -> list[int]:
+    """The indexes of the words worth counting: not those the impact-ordered lists
+    know to be in more than RELATED_MAX_DOCS posts. Counting one of those walked
+    its posting list, and a post's two dozen words cost 30 ms."""
+    if not queries:
+        return []
+    stemmed = PostgresSearch._rows(
+        " UNION ALL ".join(
+            f"SELECT {i}, CAST(to_tsquery('{CONFIG}', :w{i}) AS text)" for i in range(len(queries))
+        ),
+        {f"w{i}": q for i, q in enumerate(queries)},
+    )
+    lexemes = {i: match.group(1) for i, q in stemmed if (match := _ONE_LEXEME.match(q or ""))}
+    common = impacts.frequent_terms(lexemes.values(), RELATED_MAX_DOCS)
+    return [i for i in range(len(queries)) if lexemes.get(i) not in common]

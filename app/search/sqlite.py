@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -571,39 +572,23 @@ class SQLiteSearch:
             f"{{meta}}: (dgxprivate NOT dgxowner{int(user.id)})" if user else "{meta}: dgxprivate"
         )
         found: list[int] = []
-        # How many posts hold each word in its title, summary or topics, counting no
-        # further than RELATED_MAX_DOCS. A word the impact-ordered lists know to be in
-        # more posts than that (in their text, at least) isn't rare: it isn't counted.
-        terms = [impacts.index_terms(w) for w in words]
-        common = impacts.frequent_terms((t[0] for t in terms if len(t) == 1), RELATED_MAX_DOCS)
-        probed = [i for i, t in enumerate(terms) if not (len(t) == 1 and t[0] in common)]
-        if probed:
-            counts = self._rows(
-                " UNION ALL ".join(
-                    f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
-                    f" WHERE posts_fts MATCH :w{i} LIMIT {RELATED_MAX_DOCS + 1}))"
-                    for i in probed
-                ),
-                {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(words[i])}" for i in probed},
+        chosen = engine.related_words(_related_words, post.id, words)
+        if chosen:
+            match = (
+                f"({RELATED_COLUMNS}: ("
+                + " OR ".join(_fts_string(w) for w in chosen)
+                + f")) NOT ({visible})"
             )
-            shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
-            chosen = [words[i] for _, i in shared[:8]]
-            if chosen:
-                match = (
-                    f"({RELATED_COLUMNS}: ("
-                    + " OR ".join(_fts_string(w) for w in chosen)
-                    + f")) NOT ({visible})"
+            found = [
+                row[0]
+                for row in self._rows(
+                    "SELECT rowid FROM (SELECT rowid, bm25(posts_fts, "
+                    f"{WEIGHTS}) AS score FROM posts_fts WHERE posts_fts MATCH :match"
+                    " AND rowid != :post ORDER BY rowid DESC LIMIT :pool)"
+                    " ORDER BY score LIMIT :limit",
+                    {"match": match, "post": post.id, "pool": engine.POOL, "limit": limit},
                 )
-                found = [
-                    row[0]
-                    for row in self._rows(
-                        "SELECT rowid FROM (SELECT rowid, bm25(posts_fts, "
-                        f"{WEIGHTS}) AS score FROM posts_fts WHERE posts_fts MATCH :match"
-                        " AND rowid != :post ORDER BY rowid DESC LIMIT :pool)"
-                        " ORDER BY score LIMIT :limit",
-                        {"match": match, "post": post.id, "pool": engine.POOL, "limit": limit},
-                    )
-                ]
+            ]
         if len(found) < limit and post.topics:
             tokens = " AND ".join(_fts_string(_topic_token(t.slug)) for t in post.topics)
             match = f"({{meta}}: ({tokens})) NOT ({visible})"
@@ -652,3 +637,26 @@ class SQLiteSearch:
     def _scalar(self, sql: str, params: dict[str, Any]) -> int:
         rows = self._rows(sql, params)
         return int(rows[0][0]) if rows else 0
+
+
+def _related_words(words: Sequence[str]) -> list[str]:
+    """The rarest of `words` shared with other posts (2 to RELATED_MAX_DOCS of them hold
+    it in their title, summary or topics), rarest first, eight at most.
+
+    Counting stops at RELATED_MAX_DOCS. A word the impact-ordered lists know to be in
+    more posts than that (in their text, at least) isn't rare: it isn't counted."""
+    terms = [impacts.index_terms(w) for w in words]
+    common = impacts.frequent_terms((t[0] for t in terms if len(t) == 1), RELATED_MAX_DOCS)
+    probed = [i for i, t in enumerate(terms) if not (len(t) == 1 and t[0] in common)]
+    if not probed:
+        return []
+    counts = SQLiteSearch._rows(
+        " UNION ALL ".join(
+            f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
+            f" WHERE posts_fts MATCH :w{i} LIMIT {RELATED_MAX_DOCS + 1}))"
+            for i in probed
+        ),
+        {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(words[i])}" for i in probed},
+    )
+    shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
+    return [words[i] for _, i in shared[:8]]

@@ -278,11 +278,8 @@ def post_page(
     (joined anyway) standing for "they saved it". `with_content=False` leaves out the
     article's HTML (the controls alone, refetched after a change, don't show it).
     """
-    signed_in = user is not None and user.is_authenticated
-    row = plain_rows(
-        _post_page(with_content),
-        {"post_id": post_id, "user_id": user.id if signed_in and user else None},
-    ).first()
+    reader_id = user.id if user is not None and user.is_authenticated else None
+    row = plain_rows(_post_page(with_content), {"post_id": post_id, "user_id": reader_id}).first()
     if row is None:
         return None
     topics = tuple(PostTopic(*topic) for topic in plain_rows(_post_topics(), {"post_id": post_id}))

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, null, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 
 from app.access import catalog_clause
 from app.browse.filters import LENGTHS, BrowseFilters
@@ -268,18 +268,15 @@ class PostPage:
 _PAGE_FIELDS = tuple(f.name for f in fields(PostPage) if f.name not in ("source_name", "topics"))
 
 
-def post_page(
-    user: Reader | None, post_id: int, *, with_content: bool = True
-) -> tuple[PostPage, PostEntry | None] | None:
+def post_page(user: Reader | None, post_id: int) -> tuple[PostPage, PostEntry | None] | None:
     """A post the reader may see and their entry for it, or None: the post, its source
     and the entry in one statement, its topics and the entry's tags in one more each.
 
     Who may see it is `access.visible_posts_clause`'s rule, with the reader's entry
-    (joined anyway) standing for "they saved it". `with_content=False` leaves out the
-    article's HTML (the controls alone, refetched after a change, don't show it).
+    (joined anyway) standing for "they saved it".
     """
     reader_id = user.id if user is not None and user.is_authenticated else None
-    row = plain_rows(_post_page(with_content), {"post_id": post_id, "user_id": reader_id}).first()
+    row = plain_rows(_post_page(), {"post_id": post_id, "user_id": reader_id}).first()
     if row is None:
         return None
     topics = tuple(PostTopic(*topic) for topic in plain_rows(_post_topics(), {"post_id": post_id}))
@@ -292,8 +289,8 @@ def post_page(
 
 
 @cache
-def _post_page(with_content: bool) -> Select[Any]:
-    content = case((Post.content_kind.in_(READER_KINDS), Post.content)) if with_content else null()
+def _post_page() -> Select[Any]:
+    content = case((Post.content_kind.in_(READER_KINDS), Post.content))
     columns = [
         content.label("content") if name == "content" else getattr(Post, name)
         for name in _PAGE_FIELDS

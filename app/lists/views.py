@@ -5,23 +5,12 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    flash,
-    jsonify,
-    redirect,
-    request,
-    url_for,
-)
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from app import access
-from app.browse.queries import post_page
 from app.lists import queries, services
 from app.lists.forms import AddForm, PositionForm, ProgressForm
 from app.models import Entry, EntryState, FetchState
@@ -301,10 +290,8 @@ def _tab_of_current_page() -> str:
 @login_required
 def post_entry(post_id: int) -> ResponseReturnValue:
     """The reader's controls for one post (refreshed on the post page after a save)."""
-    found = post_page(current_user, post_id, with_content=False)
-    if found is None:
-        abort(404)
+    post = access.visible_post(current_user, post_id)
     if not wants_fragment():
         return redirect(url_for("browse.post", post_id=post_id))
-    post, entry = found
+    entry = queries.entry_for_post(current_user, post_id)
     return render_fragment("lists/partials/post_entry.html", post=post, entry=entry)

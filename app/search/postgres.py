@@ -625,17 +625,19 @@ def _related_words(words: Sequence[str]) -> list[str]:
     if not probed:
         return []
     # How many posts hold each word, up to RELATED_MAX_DOCS + 1. The ORDER BY keeps a
-    # common word from turning the LIMIT into a table scan.
+    # common word from turning the LIMIT into a table scan. Numbered by slot, not by
+    # the word's place: one statement text per number of words, so the compiled
+    # statements SQLAlchemy keeps stay few.
     counts = PostgresSearch._rows(
         " UNION ALL ".join(
-            f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts AS p"
-            f" WHERE p.search_vector @@ to_tsquery('{CONFIG}', :w{i})"
+            f"SELECT {k}, (SELECT count(*) FROM (SELECT 1 FROM posts AS p"
+            f" WHERE p.search_vector @@ to_tsquery('{CONFIG}', :w{k})"
             f" ORDER BY p.id DESC LIMIT {RELATED_MAX_DOCS + 1}) AS m)"
-            for i in probed
+            for k in range(len(probed))
         ),
-        {f"w{i}": queries[i] for i in probed},
+        {f"w{k}": queries[i] for k, i in enumerate(probed)},
     )
-    shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
+    shared = sorted((n, probed[k]) for k, n in counts if 2 <= n <= RELATED_MAX_DOCS)
     return [queries[i] for _, i in shared[:8]]
 
 

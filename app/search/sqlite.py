@@ -650,13 +650,15 @@ def _related_words(words: Sequence[str]) -> list[str]:
     probed = [i for i, t in enumerate(terms) if not (len(t) == 1 and t[0] in common)]
     if not probed:
         return []
+    # Numbered by slot, not by the word's place: one statement text per number of
+    # words, so the compiled statements kept (SQLAlchemy's, SQLite's) stay few.
     counts = SQLiteSearch._rows(
         " UNION ALL ".join(
-            f"SELECT {i}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
-            f" WHERE posts_fts MATCH :w{i} LIMIT {RELATED_MAX_DOCS + 1}))"
-            for i in probed
+            f"SELECT {k}, (SELECT count(*) FROM (SELECT 1 FROM posts_fts"
+            f" WHERE posts_fts MATCH :w{k} LIMIT {RELATED_MAX_DOCS + 1}))"
+            for k in range(len(probed))
         ),
-        {f"w{i}": f"{RELATED_COLUMNS}: {_fts_string(words[i])}" for i in probed},
+        {f"w{k}": f"{RELATED_COLUMNS}: {_fts_string(words[i])}" for k, i in enumerate(probed)},
     )
-    shared = sorted((n, i) for i, n in counts if 2 <= n <= RELATED_MAX_DOCS)
+    shared = sorted((n, probed[k]) for k, n in counts if 2 <= n <= RELATED_MAX_DOCS)
     return [words[i] for _, i in shared[:8]]

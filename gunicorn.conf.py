@@ -21,7 +21,7 @@ def when_ready(server):  # noqa: ANN001, ANN201 - gunicorn hook signature
     from app.cli import announce_setup_link
     from app.extensions import db
 
-    app = create_app()
+    app = create_app(serving=True)  # as the workers are: they fork from this process
     if "DOGEAR_BASE_URL" not in os.environ:
         host, port = server.address[0][:2]
         app.config["BASE_URL"] = f"http://{host}:{port}"

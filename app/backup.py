@@ -42,16 +42,20 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
 from huey import crontab
 from sqlalchemy.engine import URL, make_url
 
 from app import jobs
+from app.config import MIGRATIONS
 from app.extensions import db
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +223,9 @@ def inspect_database(path: Path, *, name: Path | None = None) -> DatabaseFile:
 
 
 def migration_scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(current_app.extensions["migrate"].directory))
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS))
 
 
 def check_revision(revision: str, name: Path) -> str:

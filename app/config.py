@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "migrations"  # Alembic's scripts (Flask-Migrate's directory)
 
 # Values that must never sign sessions in production.
 WEAK_SECRETS = {"", "dev", "secret", "changeme", "change-me", "please-change-me", "test"}

@@ -7,6 +7,8 @@ import os
 import secrets
 import stat
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,3 +259,39 @@ def test_a_proxy_setting_that_makes_no_sense_refuses_to_start(
     monkeypatch.setenv(name, value)
     with pytest.raises(RuntimeError, match=says):
         create_app({"INSTANCE_PATH": str(tmp_path), "SECRET_KEY": "s" * 40})
+
+
+# Loaded only where they are used: the job worker extracts articles and reads feeds,
+# the command line migrates, the two-factor set-up page draws a QR code.
+NOT_IN_WEB_WORKERS = ("alembic", "flask_migrate", "trafilatura", "feedparser", "segno")
+
+
+def _loaded_by(statement: str, tmp_path: Path) -> list[str]:
+    """Which of NOT_IN_WEB_WORKERS a fresh Python process has loaded after `statement`."""
+    listed = f"','.join(m for m in {NOT_IN_WEB_WORKERS!r} if m in sys.modules)"
+    code = f"import sys\n{statement}\nprint({listed})"
+    env = {
+        **os.environ,
+        "DOGEAR_DATABASE_URL": f"sqlite:///{tmp_path / 'dogear.db'}",
+        "DOGEAR_INSTANCE_PATH": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return [name for name in done.stdout.strip().split(",") if name]
+
+
+def test_web_workers_leave_out_what_no_request_needs(tmp_path):
+    """gunicorn's workers serve wsgi.py's app; each module left out is memory every
+    worker keeps (Alembic alone, about 12 MB). The full app, for the command line,
+    has the migration commands."""
+    assert _loaded_by("import wsgi", tmp_path) == []
+    assert {"alembic", "flask_migrate"} <= set(
+        _loaded_by("from app import create_app; create_app()", tmp_path)
+    )

@@ -13,6 +13,7 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 
+import feedparser
 import pytest
 from sqlalchemy import func, select
 
@@ -165,20 +166,20 @@ def test_entity_declarations_are_refused_before_feedparser(name, monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("feedparser must not see this document")
 
-    monkeypatch.setattr(feeds.feedparser, "parse", never)
+    monkeypatch.setattr(feedparser, "parse", never)
     with pytest.raises(feeds.FeedError, match="XML entities Dogear refuses to expand"):
         feeds.parse_feed(fixture(name), "http://example.org/feed.xml", RSS)
 
 
 def test_feedparser_gets_a_file_object_never_a_string(monkeypatch):
     seen = []
-    real = feeds.feedparser.parse
+    real = feedparser.parse
 
     def spy(source, *args, **kwargs):
         seen.append(source)
         return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(feeds.feedparser, "parse", spy)
+    monkeypatch.setattr(feedparser, "parse", spy)
     # A "feed" whose body is a path: a string would make feedparser open the file.
     with pytest.raises(feeds.FeedError):
         feeds.parse_feed(b"/etc/passwd", "http://example.org/feed.xml", RSS)

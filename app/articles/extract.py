@@ -15,7 +15,6 @@ from datetime import date
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
-import trafilatura
 from lxml import etree
 
 from app.articles.sanitize import (
@@ -76,6 +75,8 @@ def extract_article(html: str, url: str) -> Extraction | None:
     meta = _page_metadata(tree, url)
     base_url = meta["base_url"]
     _prepare_for_trafilatura(tree, base_url)
+    import trafilatura  # here: only the job worker extracts; web workers never load it
+
     try:
         document = trafilatura.bare_extraction(
             tree,

@@ -26,7 +26,6 @@ import time
 from typing import TYPE_CHECKING
 
 import pyotp
-import segno
 from flask import current_app
 from markupsafe import Markup
 from sqlalchemy import or_, select, update
@@ -81,6 +80,8 @@ def provisioning_uri(email: str, secret: str) -> str:
 def qr_svg(uri: str) -> Markup:
     """The URI as a QR code in inline SVG: made here, no external service, no script
     and no style attribute (the CSP allows neither inline)."""
+    import segno  # here: only the set-up page draws one
+
     out = io.BytesIO()
     segno.make(uri, error="m").save(
         out,

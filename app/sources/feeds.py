@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from xml.etree.ElementTree import ParseError
 
-import feedparser
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
 
@@ -150,6 +149,8 @@ def _parse_xml_feed(body: bytes, url: str, content_type: str) -> Feed:
     root = check_xml(body)
     if root is not None and root.tag.lower() in ("html", "{http://www.w3.org/1999/xhtml}html"):
         raise FeedError(NOT_A_FEED)
+    import feedparser  # here: only the job worker and the admin's feed check read feeds
+
     parsed = feedparser.parse(
         io.BytesIO(body),  # never a string: feedparser would open it as a URL or path
         response_headers={"content-location": url, "content-type": content_type or "text/xml"},

@@ -17,7 +17,9 @@ the same figures. With `--database postgresql` the catalog is built in PostgreSQ
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import os
 import re
 import secrets
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         return pids
 
     rows: list[Row] = []
-    memory = 0.0
+    memory = memory_full = float("nan")
     try:
         server.wait_ready("/healthz")
         cookie, token = sign_in(server.port, info.reader_email, info.password)
@@ -395,12 +398,61 @@ def main(argv: list[str] | None = None) -> int:
             if result.errors:
                 print(f"warning: {ep.name}: {result.errors} failed requests {result.statuses}")
         memory = max((load.rss_mb(pid) for pid in server.worker_pids()), default=float("nan"))
+        if not args.quick:
+            fill_caches(server.port, cookie, info)
+            memory_full = max(
+                (load.rss_mb(pid) for pid in server.worker_pids()), default=float("nan")
+            )
     finally:
         server.stop()
 
-    print_table(rows, limit, limit_cpu_ms, memory)
-    write_results(rows, limit, limit_cpu_ms, memory, info, args)
+    print_table(rows, limit, limit_cpu_ms, memory, memory_full)
+    write_results(rows, limit, limit_cpu_ms, memory, memory_full, info, args)
     return 0
+
+
+def fill_caches(port: int, cookie: str, info) -> None:
+    """Fill what each worker keeps between requests, for the memory target ("with the
+    caches full"): the endpoints above touch only a few posts. Requests land on either
+    worker, so each kind is sent about twice what one worker keeps: 6,000 result cards
+    (300 browse pages; a worker keeps 2,000), 4,096 post pages (related-post words:
+    2,048), 480 filter sets (the sidebar: 128) and 4,096 session cookies (1,024 each,
+    with their CSRF tokens), and 450 searches."""
+    words = list(dict.fromkeys([info.common_word, *info.more_common_words, *catalog.TOPICS]))[:20]
+    pairs = list(itertools.combinations(words, 2))
+    searches = [q for a, b in pairs for q in (f"{a} {b}", f'"{a} {b}"')][:560]
+    searches += [f"{w} topic:{t}" for w in words[:10] for t in sorted(catalog.TOPICS)[:7]]
+    sorts = ["newest", "oldest", "shortest", "longest", "", "popular"]
+    filters = [
+        urlencode({k: v for k, v in (("topic", t), ("length", n), ("sort", o)) if v})
+        for t in sorted(catalog.TOPICS)[:20]
+        for n in ("short", "medium", "long", "")
+        for o in sorts
+    ]
+    step = max(info.posts // 4096, 1)
+    paths = [
+        *(f"/?page={n}" for n in range(1, 301)),
+        *(f"/posts/{post_id}" for post_id in range(1, info.posts + 1, step)),
+        *("/search?" + urlencode({"q": q}) for q in searches),
+        *(f"/?{query}" for query in filters),
+    ]
+
+    def visit(path: str) -> None:
+        load.fetch(HOST, port, request("GET", path, port, cookie=cookie), timeout=60)
+
+    def new_visitor(_number: int) -> None:
+        """A visitor's first page makes their session; the second sends its cookie."""
+        _, head, _ = load.fetch(HOST, port, request("GET", "/login", port), timeout=60)
+        load.fetch(HOST, port, request("GET", "/login", port, cookie=_cookies(head)), timeout=60)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(visit, paths))
+        list(pool.map(new_visitor, range(4096)))
+    print(
+        f"filled the workers' caches: {len(paths) + 8192:,} requests in"
+        f" {time.perf_counter() - started:.0f} s"
+    )
 
 
 def ranking_overlap(database: str, url: str, info, query, page: bytes) -> tuple[int, int]:
@@ -419,7 +471,7 @@ def _mark(ok: bool) -> str:
 
 
 def print_table(
-    rows: list[Row], limit: load.LoadResult, limit_cpu_ms: float, memory: float
+    rows: list[Row], limit: load.LoadResult, limit_cpu_ms: float, memory: float, full: float
 ) -> None:
     header = (
         f"{'endpoint':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>9}"
@@ -452,7 +504,9 @@ def print_table(
             f" {fraction:>8.1%}{_mark(fraction >= target)}"
             f" {overlap:>6}{_mark(overlap_ok)}"
         )
-    print(f"\nworker memory (max RSS): {memory:.1f} MB{_mark(memory < TARGET_MEMORY_MB)}")
+    print(f"\nworker memory (RSS, the larger worker): {memory:.1f} MB after the endpoints")
+    if not math.isnan(full):
+        print(f"  with its caches full: {full:.1f} MB{_mark(full < TARGET_MEMORY_MB)}")
     print(
         f"✗ = misses a target (≥ {TARGET_FRACTION:.0%} of the limit, the progress update"
         f" ≥ {TARGET_WRITE_FRACTION:.0%}; p99 < {TARGET_P99_MS:g} ms;"
@@ -466,7 +520,7 @@ def print_table(
     )
 
 
-def write_results(rows, limit, limit_cpu_ms, memory, info, args) -> None:
+def write_results(rows, limit, limit_cpu_ms, memory, memory_full, info, args) -> None:
     data = [
         {
             "endpoint": "limit",
@@ -496,6 +550,7 @@ def write_results(rows, limit, limit_cpu_ms, memory, info, args) -> None:
                 "fraction_of_limit": row.fraction_of_limit,
                 "errors": row.errors,
                 "worker_rss_mb": round(memory, 1),
+                "worker_rss_full_mb": None if math.isnan(memory_full) else round(memory_full, 1),
             }
         )
         if row.ranking_overlap is not None:

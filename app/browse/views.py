@@ -51,10 +51,11 @@ def index() -> ResponseReturnValue:
     )
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)
 def _sidebar(facets: queries.CatalogFacets, filters: BrowseFilters) -> Markup:
     """The sidebar's HTML for these facet counts and filters (both immutable, so they
-    key the cache; new counts are a new `facets` object and miss it)."""
+    key the cache; new counts are a new `facets` object and miss it). 128 of them,
+    about 8 KB each, keep a worker within its memory budget with every cache full."""
     return Markup(  # noqa: S704 - our own template's output, escaped by Jinja
         render_template(
             "browse/partials/sidebar.html",

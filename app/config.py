@@ -29,7 +29,7 @@ class Defaults:
     BASE_URL = "http://127.0.0.1:8000"
     POSTS_PER_PAGE = 20
     FACETS_MAX_AGE = 60  # seconds a worker reuses the catalog's facet counts
-    CARD_CACHE_SIZE = 2000  # result cards a worker keeps rendered, ~2 KB each (app/catalog/cards.py)
+    CARD_CACHE_SIZE = 2000  # result cards a worker keeps rendered, ~2 KB each (catalog/cards.py)
     SQLITE_BUSY_TIMEOUT_MS = 5000
     RATELIMIT_STORAGE_URI = "dogear+db://"  # shared by all workers; see app/ratelimit.py
     RATELIMIT_LOGIN = "10 per minute"  # FAILED sign-ins per client address (app/auth/throttle.py)

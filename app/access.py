@@ -3,7 +3,7 @@ so nobody learns that another reader's entry exists."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import abort
 from flask.typing import ResponseReturnValue
@@ -28,7 +28,13 @@ def visible_posts_clause(user: Reader | None) -> ColumnElement[bool]:
     if user is None or not user.is_authenticated:
         return catalog_clause()
     saved = select(Entry.id).where(Entry.post_id == Post.id, Entry.user_id == user.id)
-    return or_(Post.owner_id.is_(None), Post.owner_id == user.id, saved.exists())
+    return visible_to(user.id, saved.exists())
+
+
+def visible_to(reader_id: Any, saved: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The rule itself, for a reader id (a value or a bind parameter) and a clause
+    saying they saved the post (a statement that joins their entry passes that)."""
+    return or_(Post.owner_id.is_(None), Post.owner_id == reader_id, saved)
 
 
 def visible_post(user: Reader | None, post_id: int) -> Post:

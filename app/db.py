@@ -78,10 +78,11 @@ def plain_rows(
     return db.session.connection().execute(statement, params or {})
 
 
-def columns_of(model: Any, row_type: Any) -> tuple[Any, ...]:
+def columns_of(model: Any, row_type: Any, *, leaving: tuple[str, ...] = ()) -> tuple[Any, ...]:
     """`model`'s columns named like `row_type`'s dataclass fields, in their order: a
-    plain row type and the statement that fills it (`row_type(*row)`) stay one list."""
-    return tuple(getattr(model, field.name) for field in fields(row_type))
+    plain row type and the statement that fills it (`row_type(*row)`) stay one list.
+    `leaving` names fields filled from elsewhere (they come last in the type)."""
+    return tuple(getattr(model, f.name) for f in fields(row_type) if f.name not in leaving)
 
 
 @contextmanager

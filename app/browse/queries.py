@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, select
 
-from app.access import catalog_clause
+from app.access import catalog_clause, visible_to
 from app.browse.filters import LENGTHS, BrowseFilters
 from app.catalog import version
-from app.db import nulls_smallest, plain_rows, unindexed
+from app.db import columns_of, nulls_smallest, plain_rows, unindexed
 from app.extensions import db
 from app.lists.queries import POST_ENTRY_COLUMNS, PostEntry, tags_of
 from app.models import ContentKind, Entry, Post, Source, Topic, post_topics
@@ -265,37 +265,36 @@ class PostPage:
     topics: tuple[PostTopic, ...]
 
 
-_PAGE_FIELDS = tuple(f.name for f in fields(PostPage) if f.name not in ("source_name", "topics"))
+# What a PostPage reads of the post, in its field order (source and topics aside).
+_PAGE_COLUMNS = columns_of(Post, PostPage, leaving=("source_name", "topics"))
 
 
 def post_page(user: Reader | None, post_id: int) -> tuple[PostPage, PostEntry | None] | None:
     """A post the reader may see and their entry for it, or None: the post, its source
     and the entry in one statement, its topics and the entry's tags in one more each.
 
-    Who may see it is `access.visible_posts_clause`'s rule, with the reader's entry
-    (joined anyway) standing for "they saved it".
+    Who may see it is `access.visible_to`, with the reader's entry (joined anyway)
+    standing for "they saved it".
     """
     reader_id = user.id if user is not None and user.is_authenticated else None
     row = plain_rows(_post_page(), {"post_id": post_id, "user_id": reader_id}).first()
     if row is None:
         return None
     topics = tuple(PostTopic(*topic) for topic in plain_rows(_post_topics(), {"post_id": post_id}))
-    post = PostPage(*row[: len(_PAGE_FIELDS)], source_name=row.source_name, topics=topics)
+    post = PostPage(*row[: len(_PAGE_COLUMNS)], source_name=row.source_name, topics=topics)
     if row.entry_id is None:
         return post, None
-    entry_values = row[len(_PAGE_FIELDS) + 1 :]
+    entry_values = row[len(_PAGE_COLUMNS) + 1 :]
     tags = tags_of([row.entry_id]).get(row.entry_id, ())
     return post, PostEntry(*entry_values, post=post, tags=tags)
 
 
 @cache
 def _post_page() -> Select[Any]:
-    content = case((Post.content_kind.in_(READER_KINDS), Post.content))
-    columns = [
-        content.label("content") if name == "content" else getattr(Post, name)
-        for name in _PAGE_FIELDS
-    ]
-    mine = (Entry.post_id == Post.id) & (Entry.user_id == bindparam("user_id"))
+    content = case((Post.content_kind.in_(READER_KINDS), Post.content)).label("content")
+    columns = [content if col.key == "content" else col for col in _PAGE_COLUMNS]
+    reader_id = bindparam("user_id")
+    mine = (Entry.post_id == Post.id) & (Entry.user_id == reader_id)
     return (
         select(
             *columns,
@@ -305,14 +304,7 @@ def _post_page() -> Select[Any]:
         .select_from(Post)
         .outerjoin(Source, Source.id == Post.source_id)
         .outerjoin(Entry, mine)
-        .where(
-            Post.id == bindparam("post_id"),
-            or_(
-                Post.owner_id.is_(None),
-                Post.owner_id == bindparam("user_id"),
-                Entry.id.is_not(None),
-            ),
-        )
+        .where(Post.id == bindparam("post_id"), visible_to(reader_id, Entry.id.is_not(None)))
     )
 
 

@@ -19,8 +19,6 @@ the readers who can see it shows nobody anything new.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,11 +26,13 @@ from flask import current_app, get_template_attribute, request
 from markupsafe import Markup
 
 from app.catalog import version
+from app.kept import Kept
 from app.models import Post
 from app.search.engine import load_posts
 
-_lock = threading.Lock()
-_cards: OrderedDict[tuple[str, str, int, str], Card] = OrderedDict()
+# (mount point, catalog version, post id, heading level) -> card; sized by the app's
+# CARD_CACHE_SIZE when cards are added.
+_cards: Kept[tuple[str, str, int, str], Card] = Kept(0)
 
 
 @dataclass(frozen=True)
@@ -51,22 +51,13 @@ def cards(post_ids: Sequence[int], heading: str = "h2") -> list[Card]:
     (plain rows), not the posts."""
     page_version = version.for_page()
     keys = {post_id: (request.script_root, page_version, post_id, heading) for post_id in post_ids}
-    found: dict[int, Card] = {}
-    with _lock:
-        for post_id, key in keys.items():
-            card = _cards.get(key)
-            if card is not None:
-                _cards.move_to_end(key)
-                found[post_id] = card
+    found = {post_id: card for post_id, key in keys.items() if (card := _cards.get(key))}
     missing = [post_id for post_id in keys if post_id not in found]
     if missing:
         made = {post.id: _render(post, heading) for post in load_posts(missing)}
-        limit = current_app.config["CARD_CACHE_SIZE"]
-        with _lock:
-            for post_id, card in made.items():
-                _cards[keys[post_id]] = card
-            while len(_cards) > limit:
-                _cards.popitem(last=False)
+        _cards.size = current_app.config["CARD_CACHE_SIZE"]
+        for post_id, card in made.items():
+            _cards.put(keys[post_id], card)
         found.update(made)
     return [found[post_id] for post_id in post_ids if post_id in found]
 
@@ -90,5 +81,4 @@ def cached_count() -> int:
 
 
 def clear() -> None:
-    with _lock:
-        _cards.clear()
+    _cards.clear()

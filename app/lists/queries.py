@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -176,9 +176,7 @@ class PostEntry(EntryDisplay):
 
 
 # What a PostEntry reads of the entry, in its field order (post and tags aside).
-POST_ENTRY_COLUMNS = tuple(
-    getattr(Entry, field.name) for field in fields(PostEntry) if field.name not in ("post", "tags")
-)
+POST_ENTRY_COLUMNS = columns_of(Entry, PostEntry, leaving=("post", "tags"))
 
 
 @dataclass(frozen=True)

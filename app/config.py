@@ -145,11 +145,26 @@ def load_config(app: Any, test_config: dict[str, Any] | None) -> None:
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # an import's file, and its form
         app.config["MAX_CONTENT_LENGTH"] = int(app.config["IMPORT_MAX_BYTES"]) + 1_000_000
     _proxy_settings(app)
+    _fetch_settings(app)
     production = app.config["ENV"] == "production"
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         if app.config.get(key) is None:
             app.config[key] = production
     app.config["SECRET_KEY"] = _secret_key(app, production)
+
+
+def _fetch_settings(app: Any) -> None:
+    """The FETCH_* settings, checked at start: a typo (DOGEAR_FETCH_ALLOW_PRIVATE=true)
+    would otherwise only show as every fetch failing in the job worker."""
+    from app.fetching import policy_from_config
+
+    try:
+        policy_from_config(app.config)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"DOGEAR_{error}. DOGEAR_FETCH_ALLOW_PRIVATE takes networks separated by "
+            "commas (10.0.0.0/8,192.168.1.0/24); the timeouts and sizes take numbers."
+        ) from None
 
 
 def _proxy_settings(app: Any) -> None:

@@ -251,9 +251,12 @@ def test_trusted_hosts_read_from_the_environment(tmp_path, monkeypatch, value, e
         ("DOGEAR_TRUSTED_HOSTS", "https://read.example.org", "not a host name"),
         ("DOGEAR_PROXY_FIX", "yes", "number of reverse proxies"),
         ("DOGEAR_PROXY_FIX", "-1", "number of reverse proxies"),
+        ("DOGEAR_FETCH_ALLOW_PRIVATE", "true", "DOGEAR_FETCH_ALLOW_PRIVATE: expected"),
+        ("DOGEAR_FETCH_ALLOW_PRIVATE", "10.0.0.0/8,intranet", "DOGEAR_FETCH_ALLOW_PRIVATE"),
+        ("DOGEAR_FETCH_TIMEOUT", "soon", "DOGEAR_FETCH_TIMEOUT"),
     ],
 )
-def test_a_proxy_setting_that_makes_no_sense_refuses_to_start(
+def test_a_network_setting_that_makes_no_sense_refuses_to_start(
     tmp_path, monkeypatch, name, value, says
 ):
     monkeypatch.setenv(name, value)

@@ -78,6 +78,7 @@ def test_admin_invites_a_reader_who_signs_up_then_deletes_the_account(pages: Pag
     expect(admin.locator("#user-rows tbody tr")).to_have_count(1)
     admin.get_by_role("link", name="ada@example.com").click()
     expect(admin.get_by_role("heading", level=1)).to_have_text("ada@example.com")
+    admin.wait_for_load_state()  # htmx has bound the page's links (a CI run clicked first)
 
     # Delete: the confirmation appears in place, focused; a wrong address is refused.
     admin.get_by_role("link", name="Delete account…").click()
